@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Helpers shared by every concern: counters, event reservation, socket tuple
+ * and owner access. All static __always_inline: the SEC functions stay small
+ * trampolines and the verifier sees straight-line code.
+ */
+#ifndef PL_COMMON_H
+#define PL_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+#include "maps.h"
+#include "config.h"
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+struct nsproxy {
+	struct net *net_ns;
+};
+struct task_struct___ns {
+	struct nsproxy *nsproxy;
+};
+#pragma clang attribute pop
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&pl_stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+/* Reserve a zeroed event; counts the loss when the ring buffer is full. */
+static __always_inline struct pl_event *event_reserve(__u16 kind)
+{
+	struct pl_event *ev = bpf_ringbuf_reserve(&pl_events, sizeof(*ev), 0);
+
+	if (!ev) {
+		stat_inc(PL_STAT_RINGBUF_FULL);
+		return NULL;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->kind = kind;
+	ev->ts_ns = bpf_ktime_get_boot_ns();
+	return ev;
+}
+
+static __always_inline void event_submit(struct pl_event *ev)
+{
+	if (!(ev->flags & PL_F_OWNER_KNOWN))
+		stat_inc(PL_STAT_NO_OWNER);
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* Network namespace of the current task (process context only). */
+static __always_inline __u32 current_netns(void)
+{
+	struct task_struct___ns *task = (void *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, nsproxy, net_ns, ns.inum);
+}
+
+static __always_inline bool netns_wanted(__u32 netns)
+{
+	return pl_netns_filter == 0 || pl_netns_filter == netns;
+}
+
+static __always_inline __u16 sk_proto(const struct sock *sk)
+{
+	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+}
+
+/* Family, addresses and ports of a full socket, as the event wants them. */
+static __always_inline void event_fill_tuple(struct pl_event *ev, const struct sock *sk)
+{
+	const struct inet_sock *inet = (const void *)sk;
+
+	ev->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* skc_num is the local port in host order, but it already reads 0 when a
+	 * socket reaches TCP_CLOSE after an unbind (inet_put_port): inet_sport
+	 * keeps the port. */
+	ev->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	if (ev->lport == 0)
+		ev->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	ev->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (ev->family == AF_INET) {
+		BPF_CORE_READ_INTO(&ev->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(&ev->raddr, sk, __sk_common.skc_daddr);
+	} else {
+		BPF_CORE_READ_INTO(&ev->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&ev->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+	ev->netns = sk_netns(sk);
+	ev->proto = sk_proto(sk);
+}
+
+/* Describe the current task (process context only). */
+static __always_inline void owner_from_current(struct pl_owner *o)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+
+	o->pid = pid_tgid >> 32;
+	o->tid = (__u32)pid_tgid;
+	o->uid = (__u32)uid_gid;
+	o->gid = uid_gid >> 32;
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	o->known = 1;
+}
+
+/* Copy who-fields (not the per-socket history) from one owner to another. */
+static __always_inline void owner_copy_identity(struct pl_owner *dst, const struct pl_owner *src)
+{
+	dst->pid = src->pid;
+	dst->tid = src->tid;
+	dst->uid = src->uid;
+	dst->gid = src->gid;
+	dst->cgroup_id = src->cgroup_id;
+	__builtin_memcpy(dst->comm, src->comm, sizeof(dst->comm));
+	dst->known = src->known;
+}
+
+static __always_inline void event_set_owner(struct pl_event *ev, const struct pl_owner *o)
+{
+	if (!o || !o->known)
+		return;
+	ev->pid = o->pid;
+	ev->tid = o->tid;
+	ev->uid = o->uid;
+	ev->gid = o->gid;
+	ev->cgroup_id = o->cgroup_id;
+	__builtin_memcpy(ev->comm, o->comm, sizeof(ev->comm));
+	ev->flags |= PL_F_OWNER_KNOWN;
+}
+
+static __always_inline void event_set_current_owner(struct pl_event *ev)
+{
+	struct pl_owner o = {};
+
+	owner_from_current(&o);
+	event_set_owner(ev, &o);
+	ev->flags |= PL_F_OWNER_CURRENT;
+}
+
+#endif /* PL_COMMON_H */

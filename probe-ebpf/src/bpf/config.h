@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Load-time knobs. Each is a `const volatile` global that user space sets with
+ * EbpfLoader::override_global before the object is loaded, so the verifier
+ * sees a constant and prunes the branches that are switched off.
+ */
+#ifndef PL_CONFIG_H
+#define PL_CONFIG_H
+
+#include "vmlinux.h"
+
+/* Set to the ABI version user space was built against; the loader checks it. */
+const volatile __u32 pl_abi_version = 0;
+
+/* Trace only sockets in this network namespace (inode); 0 traces all. */
+const volatile __u32 pl_netns_filter = 0;
+
+/* Skip the UDP send/recv hooks' work entirely when UDP is not wanted. */
+const volatile __u32 pl_trace_udp = 1;
+
+#endif /* PL_CONFIG_H */

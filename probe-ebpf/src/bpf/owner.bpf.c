@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * Socket ownership: which process a socket belongs to, captured in process
+ * context so that events raised later in softirq or timer context (where
+ * `current` is an unrelated task or the idle thread) are still attributed.
+ *
+ * Hooks:
+ *  - cgroup/sock_create (attached to the root of the cgroup v2 hierarchy):
+ *    runs in socket() for every inet socket; stores the creator in pl_owners.
+ *  - syscalls:sys_exit_accept4 / sys_exit_accept (classic tracepoints):
+ *    the process whose accept() returned a socket is its real owner, which
+ *    can differ from the listener's creator (pre-fork servers, fd passing).
+ *    The socket is found by walking current->files->fdt->fd[ret]; the owner is
+ *    parked in pl_acceptors by cookie, because classic tracepoints cannot
+ *    reach socket storage, and an ACCEPT event is emitted.
+ *
+ * Data flow: pl_owners is read by every BTF program through owner_get(),
+ * which also folds a parked acceptor into the socket's storage.
+ */
+#include "common.h"
+
+static __always_inline int handle_sock_create(struct bpf_sock *ctx)
+{
+	struct pl_owner *o;
+
+	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+		return 1;
+	/* Generates the cookie now, in process context, so that the classic
+	 * accept tracepoint can read it from the socket later. */
+	bpf_get_socket_cookie(ctx);
+	o = bpf_sk_storage_get(&pl_owners, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o) {
+		stat_inc(PL_STAT_STORAGE_FAIL);
+		return 1;
+	}
+	owner_from_current(o);
+	o->netns = current_netns();
+	o->states_seen = 0;
+	o->syn_ts_ns = 0;
+	o->retrans_seen = 0;
+	return 1;
+}
+
+SEC("cgroup/sock_create")
+int cgroup__sock_create(struct bpf_sock *ctx)
+{
+	return handle_sock_create(ctx);
+}
+
+/*
+ * The owner storage of a socket seen by a BTF program, created if missing
+ * (sockets that existed before the probe started), with any acceptor parked
+ * by the accept tracepoint folded in.
+ */
+static __always_inline struct pl_owner *owner_get(struct sock *sk, __u64 cookie)
+{
+	struct pl_owner *o, *acc;
+
+	o = bpf_sk_storage_get(&pl_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o) {
+		stat_inc(PL_STAT_STORAGE_FAIL);
+		return NULL;
+	}
+	acc = bpf_map_lookup_elem(&pl_acceptors, &cookie);
+	if (acc) {
+		owner_copy_identity(o, acc);
+		bpf_map_delete_elem(&pl_acceptors, &cookie);
+	}
+	return o;
+}
+
+/* The socket behind file descriptor `fd` of the current task, or NULL. */
+static __always_inline struct sock *current_fd_sock(long fd)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *file = NULL;
+	struct socket *sock;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline int handle_accept_exit(struct syscall_exit_ctx *ctx)
+{
+	struct pl_owner acceptor = {};
+	struct pl_event *ev;
+	struct sock *sk;
+	__u64 cookie;
+	__u16 family;
+	long fd = ctx->ret;
+
+	if (fd < 0)
+		return 0;
+	sk = current_fd_sock(fd);
+	if (!sk) {
+		stat_inc(PL_STAT_ACCEPT_READ_FAIL);
+		return 0;
+	}
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if ((family != AF_INET && family != AF_INET6) || sk_proto(sk) != IPPROTO_TCP)
+		return 0;
+	if (!netns_wanted(sk_netns(sk)))
+		return 0;
+	cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	owner_from_current(&acceptor);
+	if (cookie && bpf_map_update_elem(&pl_acceptors, &cookie, &acceptor, BPF_ANY))
+		stat_inc(PL_STAT_ACCEPT_MAP_FULL);
+
+	ev = event_reserve(PL_EV_ACCEPT);
+	if (!ev)
+		return 0;
+	event_fill_tuple(ev, sk);
+	ev->cookie = cookie;
+	ev->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	event_set_owner(ev, &acceptor);
+	ev->flags |= PL_F_OWNER_CURRENT;
+	event_submit(ev);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int tracepoint__syscalls__sys_exit_accept4(struct syscall_exit_ctx *ctx)
+{
+	return handle_accept_exit(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int tracepoint__syscalls__sys_exit_accept(struct syscall_exit_ctx *ctx)
+{
+	return handle_accept_exit(ctx);
+}

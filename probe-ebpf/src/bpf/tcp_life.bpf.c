@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0) */
+/*
+ * TCP lifecycle: connect, connect failure, listen, close, retransmit.
+ *
+ * Hooks:
+ *  - tp_btf/inet_sock_set_state (4.16+ tracepoint, BTF-typed since 5.5):
+ *    every TCP state change with the socket. Transitions are turned into
+ *    events here; the ones that do not matter to user space only update the
+ *    socket's history (states seen, SYN time).
+ *  - tp_btf/tcp_retransmit_skb: one event per retransmitted segment. Runs
+ *    from the retransmit timer as the idle task or from softirq: the owner
+ *    always comes from socket storage.
+ *
+ * The state tracepoint runs in process context for CLOSE->SYN_SENT
+ * (connect), CLOSE->LISTEN (listen) and user-initiated closes, and in softirq
+ * for everything the peer causes. So `current` is used only to adopt sockets
+ * created before the probe started, on the process-context transitions.
+ *
+ * Counters at close come from tcp_sock. bytes_acked and bytes_received count
+ * sequence space, so SYN and FIN are in them; the event carries the states
+ * the socket went through and the FIN flags so user space can subtract them.
+ */
+#include "common.h"
+
+static __always_inline void tcp_fill_counters(struct pl_event *ev, struct sock *sk)
+{
+	struct tcp_sock *tp = (void *)sk;
+
+	ev->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	ev->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	ev->segs_in = BPF_CORE_READ(tp, segs_in);
+	ev->segs_out = BPF_CORE_READ(tp, segs_out);
+	ev->total_retrans = BPF_CORE_READ(tp, total_retrans);
+	/* srtt_us holds 8 times the smoothed RTT (RFC 6298 fixed point). */
+	ev->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+}
+
+static __always_inline void tcp_fill_close_flags(struct pl_event *ev, struct sock *sk)
+{
+	struct tcp_sock *tp = (void *)sk;
+	unsigned long flags = BPF_CORE_READ(sk, sk_flags);
+	__u32 done_bit = bpf_core_enum_value(enum sock_flags, SOCK_DONE);
+
+	/* tcp_fin() sets SOCK_DONE when the peer's FIN is processed. */
+	if (flags & (1UL << done_bit))
+		ev->flags |= PL_F_FIN_RECEIVED;
+	if (BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq))
+		ev->flags |= PL_F_ALL_ACKED;
+}
+
+static __always_inline int handle_set_state(struct sock *sk, int oldstate, int newstate)
+{
+	struct pl_event *ev;
+	struct pl_owner *o;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 kind = 0;
+	__u64 cookie, now;
+
+	if ((family != AF_INET && family != AF_INET6) || sk_proto(sk) != IPPROTO_TCP)
+		return 0;
+	if (!netns_wanted(sk_netns(sk)))
+		return 0;
+	/* Always generate the cookie here: a passively opened child is
+	 * cloned in softirq, and this is its first BTF-typed sighting. */
+	cookie = bpf_get_socket_cookie(sk);
+	o = owner_get(sk, cookie);
+	now = bpf_ktime_get_boot_ns();
+
+	if (o) {
+		if (oldstate == TCP_CLOSE && newstate == TCP_SYN_RECV) {
+			/* Child of a listener: storage was cloned from the
+			 * listener, history must start afresh. */
+			o->states_seen = 0;
+			o->syn_ts_ns = 0;
+			o->retrans_seen = 0;
+		}
+		if (!o->known && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
+			owner_from_current(o);
+		if (newstate == TCP_SYN_SENT)
+			o->syn_ts_ns = now;
+		o->states_seen |= (1U << (oldstate & 31)) | (1U << (newstate & 31));
+	}
+
+	if (newstate == TCP_LISTEN)
+		kind = PL_EV_LISTEN;
+	else if (oldstate == TCP_SYN_SENT && newstate == TCP_ESTABLISHED)
+		kind = PL_EV_CONNECT;
+	else if (oldstate == TCP_SYN_SENT && newstate == TCP_CLOSE)
+		kind = PL_EV_CONNECT_FAILED;
+	else if (newstate == TCP_CLOSE)
+		kind = PL_EV_CLOSE;
+	if (!kind)
+		return 0;
+
+	ev = event_reserve(kind);
+	if (!ev)
+		return 0;
+	event_fill_tuple(ev, sk);
+	ev->cookie = cookie;
+	ev->state = newstate;
+	ev->oldstate = oldstate;
+	event_set_owner(ev, o);
+	if (o)
+		ev->states_seen = o->states_seen;
+	switch (kind) {
+	case PL_EV_CONNECT:
+		if (o && o->syn_ts_ns)
+			ev->latency_ns = now - o->syn_ts_ns;
+		ev->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+		break;
+	case PL_EV_CONNECT_FAILED:
+		ev->error = BPF_CORE_READ(sk, sk_err);
+		if (o && o->syn_ts_ns)
+			ev->latency_ns = now - o->syn_ts_ns;
+		tcp_fill_counters(ev, sk);
+		break;
+	case PL_EV_CLOSE:
+		tcp_fill_counters(ev, sk);
+		tcp_fill_close_flags(ev, sk);
+		break;
+	}
+	event_submit(ev);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tp_btf__inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	return handle_set_state(sk, oldstate, newstate);
+}
+
+static __always_inline int handle_retransmit(struct sock *sk)
+{
+	struct pl_event *ev;
+	struct pl_owner *o;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u64 cookie;
+
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (!netns_wanted(sk_netns(sk)))
+		return 0;
+	cookie = bpf_get_socket_cookie(sk);
+	o = owner_get(sk, cookie);
+	ev = event_reserve(PL_EV_RETRANSMIT);
+	if (!ev)
+		return 0;
+	event_fill_tuple(ev, sk);
+	ev->cookie = cookie;
+	ev->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	event_set_owner(ev, o);
+	/* tcp_sock.total_retrans is updated around the tracepoint in an
+	 * order that differs between kernels: count the events instead. The
+	 * close event carries the kernel's own total. */
+	if (o)
+		ev->total_retrans = ++o->retrans_seen;
+	ev->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	event_submit(ev);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tp_btf__tcp_retransmit_skb, struct sock *sk)
+{
+	return handle_retransmit(sk);
+}

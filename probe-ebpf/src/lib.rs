@@ -1,0 +1,63 @@
+//! packetless kernel side: the CO-RE eBPF object and the kernel/user ABI.
+//!
+//! `build.rs` compiles `src/bpf/packetless.bpf.c` (which includes every concern:
+//! owner, tcp_life, udp) with clang into one object, embedded here as [`OBJECT`].
+//! [`abi`] holds the `#[repr(C)]` mirrors of what the programs write into the ring
+//! buffer and the per-CPU counter map. The probe's loader (probe/src/loader.rs)
+//! decides which programs to load and attach; its source stage decodes records
+//! with [`abi::RawEvent::from_bytes`].
+
+pub mod abi;
+
+/// The compiled eBPF object (ELF, BPF target, with BTF for CO-RE relocations).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/packetless.bpf.o"));
+
+/// Name of every program in [`OBJECT`], as aya knows them (the C function names).
+pub mod programs {
+    /// `cgroup/sock_create`: records the creator of every TCP/UDP socket.
+    pub const SOCK_CREATE: &str = "cgroup__sock_create";
+    /// `tracepoint/syscalls/sys_exit_accept4`: the acceptor of a TCP socket.
+    pub const SYS_EXIT_ACCEPT4: &str = "tracepoint__syscalls__sys_exit_accept4";
+    /// `tracepoint/syscalls/sys_exit_accept`: the acceptor of a TCP socket.
+    pub const SYS_EXIT_ACCEPT: &str = "tracepoint__syscalls__sys_exit_accept";
+    /// `tp_btf/inet_sock_set_state`: TCP connect, connect failure, listen, close.
+    pub const INET_SOCK_SET_STATE: &str = "tp_btf__inet_sock_set_state";
+    /// `tp_btf/tcp_retransmit_skb`: TCP retransmissions.
+    pub const TCP_RETRANSMIT_SKB: &str = "tp_btf__tcp_retransmit_skb";
+    /// `cgroup/sendmsg4`: destination of unconnected IPv4 UDP sends.
+    pub const SENDMSG4: &str = "cgroup__sendmsg4";
+    /// `cgroup/sendmsg6`: destination of unconnected IPv6 UDP sends.
+    pub const SENDMSG6: &str = "cgroup__sendmsg6";
+    /// `cgroup/recvmsg4`: source of IPv4 UDP receives that ask for it.
+    pub const RECVMSG4: &str = "cgroup__recvmsg4";
+    /// `cgroup/recvmsg6`: source of IPv6 UDP receives that ask for it.
+    pub const RECVMSG6: &str = "cgroup__recvmsg6";
+    /// `tp_btf/sock_send_length`: bytes of every UDP send.
+    pub const SOCK_SEND_LENGTH: &str = "tp_btf__sock_send_length";
+    /// `tp_btf/sock_recv_length`: bytes of every UDP receive.
+    pub const SOCK_RECV_LENGTH: &str = "tp_btf__sock_recv_length";
+    /// `cgroup/post_bind4`: IPv4 UDP sockets bound by the application.
+    pub const POST_BIND4: &str = "cgroup__post_bind4";
+    /// `cgroup/post_bind6`: IPv6 UDP sockets bound by the application.
+    pub const POST_BIND6: &str = "cgroup__post_bind6";
+    /// `cgroup/sock_release`: UDP sockets going away.
+    pub const SOCK_RELEASE: &str = "cgroup__sock_release";
+}
+
+/// Names of the maps user space touches.
+pub mod maps {
+    /// Ring buffer of [`crate::abi::RawEvent`].
+    pub const EVENTS: &str = "pl_events";
+    /// Per-CPU `u64` counters indexed by [`crate::abi::Stat`].
+    pub const STATS: &str = "pl_stats";
+}
+
+/// Names of the load-time globals (`const volatile` in `config.h`).
+pub mod globals {
+    /// `u32`: must equal [`crate::abi::ABI_VERSION`].
+    pub const ABI_VERSION: &str = "pl_abi_version";
+    /// `u32`: network namespace inode to trace, 0 for all.
+    pub const NETNS_FILTER: &str = "pl_netns_filter";
+    /// `u32`: 1 to trace UDP datagrams, bound sockets and releases.
+    pub const TRACE_UDP: &str = "pl_trace_udp";
+}
