@@ -7,10 +7,6 @@
 
 use core::mem::{offset_of, size_of};
 
-/// `PL_ABI_VERSION`: bumped on every layout change; the loader passes it to the
-/// object as a global.
-pub const ABI_VERSION: u32 = 1;
-
 /// `PL_COMM_LEN`.
 pub const COMM_LEN: usize = 16;
 

@@ -10,7 +10,8 @@
 pub mod abi;
 
 /// The compiled eBPF object (ELF, BPF target, with BTF for CO-RE relocations).
-pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/packetless.bpf.o"));
+pub static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/packetless.bpf.o"));
 
 /// Name of every program in [`OBJECT`], as aya knows them (the C function names).
 pub mod programs {
@@ -50,13 +51,13 @@ pub mod maps {
     pub const EVENTS: &str = "pl_events";
     /// Per-CPU `u64` counters indexed by [`crate::abi::Stat`].
     pub const STATS: &str = "pl_stats";
+    /// Hash `u32 -> u8`: network namespace inodes to trace (when the filter is on).
+    pub const NETNS: &str = "pl_netns";
 }
 
 /// Names of the load-time globals (`const volatile` in `config.h`).
 pub mod globals {
-    /// `u32`: must equal [`crate::abi::ABI_VERSION`].
-    pub const ABI_VERSION: &str = "pl_abi_version";
-    /// `u32`: network namespace inode to trace, 0 for all.
+    /// `u32`: 1 to trace only the network namespaces listed in [`crate::maps::NETNS`].
     pub const NETNS_FILTER: &str = "pl_netns_filter";
     /// `u32`: 1 to trace UDP datagrams, bound sockets and releases.
     pub const TRACE_UDP: &str = "pl_trace_udp";

@@ -70,7 +70,7 @@ static __always_inline __u32 current_netns(void)
 
 static __always_inline bool netns_wanted(__u32 netns)
 {
-	return pl_netns_filter == 0 || pl_netns_filter == netns;
+	return pl_netns_filter == 0 || bpf_map_lookup_elem(&pl_netns, &netns) != NULL;
 }
 
 static __always_inline __u16 sk_proto(const struct sock *sk)

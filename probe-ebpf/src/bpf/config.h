@@ -9,10 +9,7 @@
 
 #include "vmlinux.h"
 
-/* Set to the ABI version user space was built against; the loader checks it. */
-const volatile __u32 pl_abi_version = 0;
-
-/* Trace only sockets in this network namespace (inode); 0 traces all. */
+/* 1: trace only sockets whose network namespace inode is a key of pl_netns. */
 const volatile __u32 pl_netns_filter = 0;
 
 /* Skip the UDP send/recv hooks' work entirely when UDP is not wanted. */

@@ -6,12 +6,11 @@
  * multiple of 8 bytes with a _Static_assert on its size and on the offsets
  * user space depends on. probe-ebpf/src/abi.rs mirrors these structs with the
  * same numbers, and a test compares both with the BTF of the built object.
- * Changing a layout means changing both sides and bumping PL_ABI_VERSION.
+ * The object is embedded in the binary that decodes it, so both sides always
+ * come from the same build: a layout change is one commit on both sides.
  */
 #ifndef PL_EVENTS_H
 #define PL_EVENTS_H
-
-#define PL_ABI_VERSION 1
 
 #define PL_COMM_LEN 16
 

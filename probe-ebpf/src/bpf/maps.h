@@ -89,6 +89,18 @@ struct {
 } pl_udp_peers SEC(".maps");
 
 /*
+ * pl_netns: network namespace inodes to trace when pl_netns_filter is set.
+ * Key: inode; value: unused (1). Filled by user space before attaching;
+ * never written by programs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u8);
+} pl_netns SEC(".maps");
+
+/*
  * pl_stats: per-CPU counters indexed by enum pl_stat. Incremented by every
  * program on every loss; read by user space; never reset.
  */

@@ -38,9 +38,13 @@ static __always_inline void tcp_fill_counters(struct pl_event *ev, struct sock *
 static __always_inline void tcp_fill_close_flags(struct pl_event *ev, struct sock *sk)
 {
 	struct tcp_sock *tp = (void *)sk;
-	unsigned long flags = BPF_CORE_READ(sk, sk_flags);
+	unsigned long flags;
 	__u32 done_bit = bpf_core_enum_value(enum sock_flags, SOCK_DONE);
 
+	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
+		flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	else
+		flags = BPF_CORE_READ((struct sock___sk_flags *)sk, sk_flags);
 	/* tcp_fin() sets SOCK_DONE when the peer's FIN is processed. */
 	if (flags & (1UL << done_bit))
 		ev->flags |= PL_F_FIN_RECEIVED;

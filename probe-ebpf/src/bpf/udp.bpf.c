@@ -13,7 +13,8 @@
  *    The parked peer of the same call is taken; connected sockets use the
  *    socket's own destination. One event per datagram.
  *  - cgroup/post_bind4|6: an explicit bind() of a UDP socket: a LISTEN event.
- *  - cgroup/sock_release (5.9+): a UDP socket goes away: UDP_CLOSE.
+ *  - cgroup/sock_release (5.9+): a UDP socket goes away: UDP_CLOSE, with
+ *    cookie, owner and namespace only (its context exposes no addresses).
  * The cgroup programs return 1 (allow) always: the probe never changes
  * what sockets may do.
  */
@@ -132,37 +133,33 @@ int BPF_PROG(tp_btf__sock_recv_length, struct sock *sk, int ret, int flags)
 	return handle_udp_length(sk, ret, flags, PL_EV_UDP_RECV);
 }
 
-/* Fill an event from a cgroup bpf_sock context (bind, release). */
-static __always_inline void event_fill_bpf_sock(struct pl_event *ev, struct bpf_sock *ctx)
+/*
+ * Local address of a bound socket. The verifier lets each post_bind attach
+ * type read only its own family's src_ip field, so `family` must be a
+ * compile-time constant at every call site.
+ */
+static __always_inline void event_fill_bound(struct pl_event *ev, struct bpf_sock *ctx, __u16 family)
 {
-	ev->family = ctx->family;
-	ev->proto = ctx->protocol;
-	/* src_port is in host order, dst_port in network order. */
-	ev->lport = ctx->src_port;
-	ev->rport = bpf_ntohs((__u16)ctx->dst_port);
-	if (ctx->family == AF_INET) {
-		__u32 l = ctx->src_ip4, r = ctx->dst_ip4;
+	ev->family = family;
+	ev->proto = IPPROTO_UDP;
+	ev->lport = ctx->src_port; /* host order in struct bpf_sock */
+	if (family == AF_INET) {
+		__u32 l = ctx->src_ip4;
 
 		__builtin_memcpy(ev->laddr, &l, 4);
-		__builtin_memcpy(ev->raddr, &r, 4);
 	} else {
-		__u32 l[4], r[4];
+		__u32 l[4];
 
 		l[0] = ctx->src_ip6[0];
 		l[1] = ctx->src_ip6[1];
 		l[2] = ctx->src_ip6[2];
 		l[3] = ctx->src_ip6[3];
-		r[0] = ctx->dst_ip6[0];
-		r[1] = ctx->dst_ip6[1];
-		r[2] = ctx->dst_ip6[2];
-		r[3] = ctx->dst_ip6[3];
 		__builtin_memcpy(ev->laddr, l, 16);
-		__builtin_memcpy(ev->raddr, r, 16);
 	}
 	ev->cookie = bpf_get_socket_cookie(ctx);
 }
 
-static __always_inline int handle_udp_bind(struct bpf_sock *ctx)
+static __always_inline int handle_udp_bind(struct bpf_sock *ctx, __u16 family)
 {
 	struct pl_event *ev;
 	__u32 netns;
@@ -175,7 +172,7 @@ static __always_inline int handle_udp_bind(struct bpf_sock *ctx)
 	ev = event_reserve(PL_EV_LISTEN);
 	if (!ev)
 		return 1;
-	event_fill_bpf_sock(ev, ctx);
+	event_fill_bound(ev, ctx, family);
 	ev->netns = netns;
 	event_set_current_owner(ev);
 	event_submit(ev);
@@ -185,13 +182,13 @@ static __always_inline int handle_udp_bind(struct bpf_sock *ctx)
 SEC("cgroup/post_bind4")
 int cgroup__post_bind4(struct bpf_sock *ctx)
 {
-	return handle_udp_bind(ctx);
+	return handle_udp_bind(ctx, AF_INET);
 }
 
 SEC("cgroup/post_bind6")
 int cgroup__post_bind6(struct bpf_sock *ctx)
 {
-	return handle_udp_bind(ctx);
+	return handle_udp_bind(ctx, AF_INET6);
 }
 
 static __always_inline int handle_udp_release(struct bpf_sock *ctx)
@@ -209,7 +206,12 @@ static __always_inline int handle_udp_release(struct bpf_sock *ctx)
 	ev = event_reserve(PL_EV_UDP_CLOSE);
 	if (!ev)
 		return 1;
-	event_fill_bpf_sock(ev, ctx);
+	/* sock_release may read only family, type and protocol of its context:
+	 * the addresses of the socket are those of its earlier events, joined in
+	 * user space by cookie. */
+	ev->family = ctx->family;
+	ev->proto = IPPROTO_UDP;
+	ev->cookie = bpf_get_socket_cookie(ctx);
 	if (o) {
 		ev->netns = o->netns;
 		event_set_owner(ev, o);

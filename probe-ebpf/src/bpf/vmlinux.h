@@ -83,6 +83,8 @@ struct sock_common {
 	struct in6_addr skc_v6_daddr;
 	struct in6_addr skc_v6_rcv_saddr;
 	atomic64_t skc_cookie;
+	/* Recent kernels keep the socket flags here; older ones in sock.sk_flags. */
+	unsigned long skc_flags;
 };
 
 /* enum sock_flags, include/net/sock.h; read through bpf_core_enum_value. */
@@ -93,11 +95,15 @@ enum sock_flags {
 
 struct sock {
 	struct sock_common __sk_common;
-	unsigned long sk_flags;
 	int sk_err;
 	/* A bitfield before 5.6 (commit bf9765145b85): read it with
 	 * BPF_CORE_READ_BITFIELD_PROBED, which handles both layouts. */
 	u16 sk_protocol;
+};
+
+/* Flavour for kernels where the flags are still a member of struct sock. */
+struct sock___sk_flags {
+	unsigned long sk_flags;
 };
 
 struct inet_sock {

@@ -1,0 +1,203 @@
+//! Validated configuration: the CLI's raw strings turned into typed settings before
+//! anything is loaded. Every error names the flag and what it accepts.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::cli::WatchArgs;
+use crate::loader::LoaderConfig;
+use crate::sink::watch::EventFilter;
+
+/// A command-line value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--netns` names something that is not a network namespace.
+    #[error("--netns {spec}: {reason}")]
+    Netns {
+        /// The value given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `--ring-buffer-size` is not usable.
+    #[error("--ring-buffer-size {value}: {reason}")]
+    RingBufferSize {
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `--queue` is zero.
+    #[error("--queue must be at least 1")]
+    Queue,
+}
+
+/// Settings of `packetless watch`.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    /// Kernel side.
+    pub loader: LoaderConfig,
+    /// Which events to print.
+    pub filter: EventFilter,
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// Capacity of the channel between reader and printer.
+    pub queue: usize,
+}
+
+impl WatchConfig {
+    /// Validates the `watch` arguments.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the offending flag.
+    pub fn from_args(args: &WatchArgs) -> Result<Self, ConfigError> {
+        let filter = EventFilter {
+            tcp: args.tcp || !args.udp,
+            udp: args.udp || !args.tcp,
+            incoming: args.incoming,
+            outgoing: args.outgoing,
+            retransmits: args.retransmits,
+            tcp_close: args.tcp_close,
+        };
+        if args.queue == 0 {
+            return Err(ConfigError::Queue);
+        }
+        Ok(Self {
+            loader: LoaderConfig {
+                netns: args
+                    .netns
+                    .iter()
+                    .map(|s| netns_inode(s))
+                    .collect::<Result<_, _>>()?,
+                udp: filter.udp,
+                ring_buffer_bytes: parse_ring_buffer_size(&args.ring_buffer_size)?,
+            },
+            filter,
+            json: args.json,
+            queue: args.queue,
+        })
+    }
+}
+
+/// The inode of a network namespace given as `self`, a name, a path or a number.
+///
+/// # Errors
+/// [`ConfigError::Netns`] when it does not exist or is not a network namespace.
+pub fn netns_inode(spec: &str) -> Result<u32, ConfigError> {
+    let err = |reason: String| ConfigError::Netns {
+        spec: spec.to_owned(),
+        reason,
+    };
+    if let Ok(inode) = spec.parse::<u32>() {
+        return Ok(inode);
+    }
+    let path: PathBuf = if spec == "self" {
+        PathBuf::from("/proc/self/ns/net")
+    } else if spec.contains('/') {
+        PathBuf::from(spec)
+    } else {
+        Path::new("/var/run/netns").join(spec)
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        err(format!("cannot open {}: {e} (expected self, a name listed by `ip netns`, /proc/PID/ns/net, or an inode)", path.display()))
+    })?;
+    // nsfs inodes live on the nsfs device; a plain file would give a meaningless inode.
+    let link = std::fs::read_link(&path).ok();
+    let is_nsfs_link = link
+        .as_ref()
+        .is_some_and(|l| l.to_string_lossy().starts_with("net:["));
+    if !is_nsfs_link && !is_nsfs_mount(&path) {
+        return Err(err(format!(
+            "{} is not a network namespace",
+            path.display()
+        )));
+    }
+    u32::try_from(meta.ino()).map_err(|_| err("namespace inode does not fit 32 bits".to_owned()))
+}
+
+/// A bind mount of a namespace (as `ip netns add` makes) reports the nsfs magic.
+fn is_nsfs_mount(path: &Path) -> bool {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &raw mut st) };
+    #[allow(
+        clippy::useless_conversion,
+        reason = "f_type is i64 on x86_64 but differs on other targets"
+    )]
+    let magic = i64::from(st.f_type);
+    rc == 0 && magic == NSFS_MAGIC
+}
+
+/// `16M`, `256K`, `1048576`: a power of two of at least one page.
+///
+/// # Errors
+/// [`ConfigError::RingBufferSize`] when malformed, too small or not a power of two.
+pub fn parse_ring_buffer_size(value: &str) -> Result<u32, ConfigError> {
+    let err = |reason| ConfigError::RingBufferSize {
+        value: value.to_owned(),
+        reason,
+    };
+    let (digits, multiplier) = match value.trim().to_ascii_uppercase() {
+        v if v.ends_with('M') => (v.trim_end_matches('M').to_owned(), 1u64 << 20),
+        v if v.ends_with('K') => (v.trim_end_matches('K').to_owned(), 1u64 << 10),
+        v => (v, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| err("expected a number of bytes, optionally with K or M"))?;
+    let bytes = n.checked_mul(multiplier).ok_or_else(|| err("too large"))?;
+    if bytes < 4096 {
+        return Err(err("must be at least 4096 bytes"));
+    }
+    if !bytes.is_power_of_two() {
+        return Err(err("must be a power of two (the kernel requires it)"));
+    }
+    u32::try_from(bytes).map_err(|_| err("must be below 4G"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_buffer_sizes_accept_suffixes_and_powers_of_two_only() {
+        assert_eq!(parse_ring_buffer_size("16M").unwrap(), 16 << 20);
+        assert_eq!(parse_ring_buffer_size("256k").unwrap(), 256 << 10);
+        assert_eq!(parse_ring_buffer_size("8192").unwrap(), 8192);
+        assert!(parse_ring_buffer_size("3M")
+            .unwrap_err()
+            .to_string()
+            .contains("power of two"));
+        assert!(parse_ring_buffer_size("1024")
+            .unwrap_err()
+            .to_string()
+            .contains("at least 4096"));
+        assert!(parse_ring_buffer_size("lots")
+            .unwrap_err()
+            .to_string()
+            .starts_with("--ring-buffer-size lots"));
+    }
+
+    #[test]
+    fn netns_self_resolves_and_garbage_is_refused_with_the_flag_name() {
+        let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+        assert_eq!(u64::from(netns_inode("self").unwrap()), own);
+        assert_eq!(netns_inode("4026531840").unwrap(), 4_026_531_840);
+        let e = netns_inode("no-such-namespace-here")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "--netns no-such-namespace-here: cannot open /var/run/netns/no-such-namespace-here"
+            ),
+            "{e}"
+        );
+        let e = netns_inode("/etc/hostname").unwrap_err().to_string();
+        assert!(e.contains("is not a network namespace"), "{e}");
+    }
+}

@@ -1,0 +1,643 @@
+//! loader: owns the aya [`Ebpf`] object, checks what the kernel offers, loads and
+//! attaches the programs from one table, and hands the maps to the source stage.
+//!
+//! Data flow: [`packetless_ebpf::OBJECT`] -> [`load`] -> [`Loaded`] (programs attached,
+//! links owned here) -> `source::EventSource` (ring buffer) and [`KernelStats`]
+//! (per-CPU loss counters). Dropping [`Loaded`] detaches everything.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{
+    BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, TracePoint,
+};
+use aya::{Btf, Ebpf, EbpfLoader};
+use packetless_ebpf::abi::Stat;
+use packetless_ebpf::{globals, maps, programs};
+use tracing::{info, warn};
+
+/// What the probe asks of the kernel side.
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    /// Network namespace inodes to trace; empty traces every namespace.
+    pub netns: Vec<u32>,
+    /// Trace UDP datagrams, bound UDP sockets and UDP releases.
+    pub udp: bool,
+    /// Size of the event ring buffer in bytes (a power of two, multiple of the page size).
+    pub ring_buffer_bytes: u32,
+}
+
+/// Why the kernel side could not be started. Each message names what failed and how
+/// to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Missing privileges.
+    #[error(
+        "insufficient privileges: missing {missing}. Run packetless as root, or grant the \
+         capabilities: `setcap cap_bpf,cap_perfmon,cap_net_admin,cap_sys_admin+ep $(command -v packetless)` \
+         (cap_sys_admin only to mount tracefs; in a container: --cap-add for each)"
+    )]
+    Privileges {
+        /// Capability names that are missing.
+        missing: String,
+    },
+    /// No kernel BTF.
+    #[error(
+        "this kernel exposes no BTF ({path} is missing or unreadable: {source}). packetless needs a \
+         kernel built with CONFIG_DEBUG_INFO_BTF=y (5.5 or later; standard on current distributions). \
+         In a container, mount the host's /sys/kernel/btf read-only"
+    )]
+    NoBtf {
+        /// Where BTF was looked for.
+        path: &'static str,
+        /// Why it could not be read.
+        #[source]
+        source: io::Error,
+    },
+    /// tracefs missing and not mountable.
+    #[error(
+        "tracefs is not mounted and mounting it at /sys/kernel/tracing failed: {source}. Mount it with \
+         `mount -t tracefs tracefs /sys/kernel/tracing` (in a container: bind-mount the host's \
+         /sys/kernel/tracing, or grant CAP_SYS_ADMIN)"
+    )]
+    Tracefs {
+        /// The mount error.
+        #[source]
+        source: io::Error,
+    },
+    /// No cgroup v2 hierarchy.
+    #[error(
+        "no cgroup v2 hierarchy is mounted (checked /proc/self/mountinfo). Mount one with \
+         `mount -t cgroup2 none /sys/fs/cgroup/unified` (hybrid systems) or boot with \
+         systemd.unified_cgroup_hierarchy=1"
+    )]
+    NoCgroup2,
+    /// The cgroup v2 root could not be opened.
+    #[error("cannot open the cgroup v2 root {path}: {source}")]
+    CgroupOpen {
+        /// The root directory.
+        path: PathBuf,
+        /// The open error.
+        #[source]
+        source: io::Error,
+    },
+    /// The object itself was rejected (maps, BTF relocation).
+    #[error("the kernel rejected the eBPF object: {0}")]
+    Object(#[source] Box<aya::EbpfError>),
+    /// A program failed to load.
+    #[error("program {program} ({hook}) failed to load: {reason}")]
+    ProgramLoad {
+        /// Program (C function) name.
+        program: &'static str,
+        /// The hook it was meant for.
+        hook: String,
+        /// The kernel's reason, with the end of the verifier log.
+        reason: String,
+    },
+    /// A program loaded but could not be attached.
+    #[error("program {program} could not be attached to {hook}: {reason}")]
+    Attach {
+        /// Program (C function) name.
+        program: &'static str,
+        /// The hook.
+        hook: String,
+        /// The kernel's reason.
+        reason: String,
+    },
+    /// A map expected in the object is missing (build mismatch).
+    #[error("map {0} is missing from the eBPF object")]
+    MissingMap(&'static str),
+    /// A map could not be used.
+    #[error("map {name}: {source}")]
+    Map {
+        /// Map name.
+        name: &'static str,
+        /// The error.
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// Where a program attaches.
+#[derive(Clone, Copy, Debug)]
+enum Hook {
+    /// BTF-typed raw tracepoint (`tp_btf/<name>`).
+    TpBtf(&'static str),
+    /// Classic tracepoint (`tracepoint/<category>/<name>`); needs tracefs.
+    Tracepoint(&'static str, &'static str),
+    /// cgroup socket program (`cgroup/sock_create`, `post_bind*`, `sock_release`).
+    CgroupSock(&'static str),
+    /// cgroup socket-address program (`cgroup/sendmsg*`, `recvmsg*`).
+    CgroupSockAddr(&'static str),
+}
+
+impl Hook {
+    fn describe(self) -> String {
+        match self {
+            Self::TpBtf(name) => format!("tp_btf/{name}"),
+            Self::Tracepoint(category, name) => format!("tracepoint/{category}/{name}"),
+            Self::CgroupSock(name) | Self::CgroupSockAddr(name) => format!("cgroup/{name}"),
+        }
+    }
+}
+
+/// Whether the probe can run without a hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    /// Without it the probe would be wrong: fail with the reason.
+    Required,
+    /// UDP coverage: skipped when UDP is off, and degraded (with a warning naming
+    /// what is lost) when the kernel lacks it.
+    Udp,
+}
+
+struct HookSpec {
+    program: &'static str,
+    hook: Hook,
+    need: Need,
+    /// What is lost without it, for the warning.
+    provides: &'static str,
+}
+
+/// Every program of the object and where it goes. Order matters: owners are recorded
+/// before anything that reads them is attached.
+const HOOKS: &[HookSpec] = &[
+    HookSpec {
+        program: programs::SOCK_CREATE,
+        hook: Hook::CgroupSock("sock_create"),
+        need: Need::Required,
+        provides: "socket owners",
+    },
+    HookSpec {
+        program: programs::INET_SOCK_SET_STATE,
+        hook: Hook::TpBtf("inet_sock_set_state"),
+        need: Need::Required,
+        provides: "TCP connect, listen and close",
+    },
+    HookSpec {
+        program: programs::TCP_RETRANSMIT_SKB,
+        hook: Hook::TpBtf("tcp_retransmit_skb"),
+        need: Need::Required,
+        provides: "TCP retransmits",
+    },
+    HookSpec {
+        program: programs::SYS_EXIT_ACCEPT4,
+        hook: Hook::Tracepoint("syscalls", "sys_exit_accept4"),
+        need: Need::Required,
+        provides: "TCP accept (accept4)",
+    },
+    HookSpec {
+        program: programs::SYS_EXIT_ACCEPT,
+        hook: Hook::Tracepoint("syscalls", "sys_exit_accept"),
+        need: Need::Required,
+        provides: "TCP accept (accept)",
+    },
+    HookSpec {
+        program: programs::SENDMSG4,
+        hook: Hook::CgroupSockAddr("sendmsg4"),
+        need: Need::Udp,
+        provides: "peers of unconnected IPv4 UDP sends",
+    },
+    HookSpec {
+        program: programs::SENDMSG6,
+        hook: Hook::CgroupSockAddr("sendmsg6"),
+        need: Need::Udp,
+        provides: "peers of unconnected IPv6 UDP sends",
+    },
+    HookSpec {
+        program: programs::RECVMSG4,
+        hook: Hook::CgroupSockAddr("recvmsg4"),
+        need: Need::Udp,
+        provides: "peers of IPv4 UDP receives",
+    },
+    HookSpec {
+        program: programs::RECVMSG6,
+        hook: Hook::CgroupSockAddr("recvmsg6"),
+        need: Need::Udp,
+        provides: "peers of IPv6 UDP receives",
+    },
+    HookSpec {
+        program: programs::SOCK_SEND_LENGTH,
+        hook: Hook::TpBtf("sock_send_length"),
+        need: Need::Udp,
+        provides: "UDP send events (kernel 6.3+)",
+    },
+    HookSpec {
+        program: programs::SOCK_RECV_LENGTH,
+        hook: Hook::TpBtf("sock_recv_length"),
+        need: Need::Udp,
+        provides: "UDP receive events (kernel 6.3+)",
+    },
+    HookSpec {
+        program: programs::POST_BIND4,
+        hook: Hook::CgroupSock("post_bind4"),
+        need: Need::Udp,
+        provides: "bound IPv4 UDP sockets",
+    },
+    HookSpec {
+        program: programs::POST_BIND6,
+        hook: Hook::CgroupSock("post_bind6"),
+        need: Need::Udp,
+        provides: "bound IPv6 UDP sockets",
+    },
+    HookSpec {
+        program: programs::SOCK_RELEASE,
+        hook: Hook::CgroupSock("sock_release"),
+        need: Need::Udp,
+        provides: "UDP socket release (kernel 5.9+)",
+    },
+];
+
+/// The kernel side, loaded and attached. Dropping it detaches every program.
+pub struct Loaded {
+    ebpf: Ebpf,
+    /// Hooks attached, as `kind/name` strings, in attach order.
+    pub attached: Vec<String>,
+    /// Hooks this kernel lacks, with what is lost.
+    pub degraded: Vec<String>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("attached", &self.attached)
+            .field("degraded", &self.degraded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loaded {
+    /// Takes the event ring buffer (once).
+    ///
+    /// # Errors
+    /// When the map is missing or was already taken.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self
+            .ebpf
+            .take_map(maps::EVENTS)
+            .ok_or(LoadError::MissingMap(maps::EVENTS))?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map {
+            name: maps::EVENTS,
+            source,
+        })
+    }
+
+    /// Takes the kernel-side loss counters (once).
+    ///
+    /// # Errors
+    /// When the map is missing or was already taken.
+    pub fn take_stats(&mut self) -> Result<KernelStats, LoadError> {
+        let map = self
+            .ebpf
+            .take_map(maps::STATS)
+            .ok_or(LoadError::MissingMap(maps::STATS))?;
+        let array = PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
+            name: maps::STATS,
+            source,
+        })?;
+        Ok(KernelStats { array })
+    }
+}
+
+/// Reader of the per-CPU loss counters the programs increment.
+pub struct KernelStats {
+    array: PerCpuArray<MapData, u64>,
+}
+
+impl KernelStats {
+    /// Current value of every counter, summed over CPUs. A counter that cannot be
+    /// read is reported as 0 with a warning (the probe keeps running).
+    #[must_use]
+    pub fn read(&self) -> Vec<(Stat, u64)> {
+        Stat::ALL
+            .into_iter()
+            .map(|stat| {
+                let total = match self.array.get(&(stat as u32), 0) {
+                    Ok(values) => values.iter().sum(),
+                    Err(error) => {
+                        warn!(counter = stat.name(), %error, "reading kernel counter failed");
+                        0
+                    }
+                };
+                (stat, total)
+            })
+            .collect()
+    }
+}
+
+/// Checks the environment, loads the object and attaches every hook the kernel offers.
+///
+/// # Errors
+/// [`LoadError`] naming the missing privilege, kernel feature or failing program.
+pub fn load(config: &LoaderConfig) -> Result<Loaded, LoadError> {
+    check_privileges()?;
+    raise_memlock_limit();
+    let btf = Btf::from_sys_fs().map_err(|e| LoadError::NoBtf {
+        path: "/sys/kernel/btf/vmlinux",
+        source: io::Error::other(e.to_string()),
+    })?;
+    ensure_tracefs()?;
+    let cgroup_root = cgroup2_root().ok_or(LoadError::NoCgroup2)?;
+    let cgroup = File::open(&cgroup_root).map_err(|source| LoadError::CgroupOpen {
+        path: cgroup_root.clone(),
+        source,
+    })?;
+
+    let filter_netns: u32 = u32::from(!config.netns.is_empty());
+    let trace_udp: u32 = u32::from(config.udp);
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .override_global(globals::NETNS_FILTER, &filter_netns, true)
+        .override_global(globals::TRACE_UDP, &trace_udp, true)
+        .map_max_entries(maps::EVENTS, config.ring_buffer_bytes)
+        .load(packetless_ebpf::OBJECT)
+        .map_err(|e| LoadError::Object(Box::new(e)))?;
+
+    if !config.netns.is_empty() {
+        let map = ebpf
+            .map_mut(maps::NETNS)
+            .ok_or(LoadError::MissingMap(maps::NETNS))?;
+        let mut netns: BpfHashMap<_, u32, u8> =
+            BpfHashMap::try_from(map).map_err(|source| LoadError::Map {
+                name: maps::NETNS,
+                source,
+            })?;
+        for inode in &config.netns {
+            netns.insert(inode, 1, 0).map_err(|source| LoadError::Map {
+                name: maps::NETNS,
+                source,
+            })?;
+        }
+    }
+
+    let mut attached = Vec::new();
+    let mut degraded = Vec::new();
+    for spec in HOOKS {
+        if spec.need == Need::Udp && !config.udp {
+            continue;
+        }
+        match attach_one(&mut ebpf, spec, &btf, &cgroup) {
+            Ok(()) => {
+                info!(hook = %spec.hook.describe(), program = spec.program, "attached");
+                attached.push(spec.hook.describe());
+            }
+            Err(error) if spec.need == Need::Udp => {
+                warn!(hook = %spec.hook.describe(), %error, "hook unavailable on this kernel; continuing without {}", spec.provides);
+                degraded.push(format!("{} ({})", spec.hook.describe(), spec.provides));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(Loaded {
+        ebpf,
+        attached,
+        degraded,
+    })
+}
+
+fn attach_one(ebpf: &mut Ebpf, spec: &HookSpec, btf: &Btf, cgroup: &File) -> Result<(), LoadError> {
+    let hook = spec.hook.describe();
+    let load_err = |e: ProgramError| LoadError::ProgramLoad {
+        program: spec.program,
+        hook: hook.clone(),
+        reason: program_error_reason(&e),
+    };
+    let attach_err = |e: ProgramError| LoadError::Attach {
+        program: spec.program,
+        hook: hook.clone(),
+        reason: program_error_reason(&e),
+    };
+    let program = ebpf
+        .program_mut(spec.program)
+        .ok_or_else(|| LoadError::ProgramLoad {
+            program: spec.program,
+            hook: hook.clone(),
+            reason: "not found in the eBPF object (build mismatch)".to_owned(),
+        })?;
+    match spec.hook {
+        Hook::TpBtf(name) => {
+            let p: &mut BtfTracePoint = program.try_into().map_err(load_err)?;
+            p.load(name, btf).map_err(load_err)?;
+            p.attach().map_err(attach_err)?;
+        }
+        Hook::Tracepoint(category, name) => {
+            let p: &mut TracePoint = program.try_into().map_err(load_err)?;
+            p.load().map_err(load_err)?;
+            p.attach(category, name).map_err(attach_err)?;
+        }
+        Hook::CgroupSock(_) => {
+            let p: &mut CgroupSock = program.try_into().map_err(load_err)?;
+            p.load().map_err(load_err)?;
+            // Single is the only mode bpf_link_create accepts for cgroups (5.7+); the
+            // kernel still lets several link-attached programs share one cgroup.
+            p.attach(cgroup, CgroupAttachMode::Single)
+                .map_err(attach_err)?;
+        }
+        Hook::CgroupSockAddr(_) => {
+            let p: &mut CgroupSockAddr = program.try_into().map_err(load_err)?;
+            p.load().map_err(load_err)?;
+            p.attach(cgroup, CgroupAttachMode::Single)
+                .map_err(attach_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The kernel's reason, with only the end of a verifier log (the part that says why).
+fn program_error_reason(error: &ProgramError) -> String {
+    const TAIL_LINES: usize = 12;
+    let text = error.to_string();
+    tracing::debug!(verifier_log = %text, "full program error");
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= TAIL_LINES {
+        return text;
+    }
+    format!(
+        "{}\n  ...\n{}",
+        lines[0],
+        lines[lines.len() - TAIL_LINES..].join("\n")
+    )
+}
+
+/// Capability numbers from linux/capability.h.
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Fails early, with the names of what is missing, instead of an EPERM from the
+/// middle of loading.
+fn check_privileges() -> Result<(), LoadError> {
+    let Some(effective) = effective_capabilities() else {
+        // No /proc/self/status (unusual): let the kernel decide.
+        return Ok(());
+    };
+    let has = |cap: u32| effective & (1u64 << cap) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_SYS_ADMIN) {
+        if !has(CAP_BPF) {
+            missing.push("CAP_BPF");
+        }
+        if !has(CAP_PERFMON) {
+            missing.push("CAP_PERFMON");
+        }
+    }
+    if !has(CAP_NET_ADMIN) {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(LoadError::Privileges {
+            missing: missing.join(", "),
+        })
+    }
+}
+
+fn effective_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_cap_eff(&status)
+}
+
+/// The `CapEff:` line of `/proc/<pid>/status`.
+fn parse_cap_eff(status: &str) -> Option<u64> {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))?
+        .trim();
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones ignore it.
+fn raise_memlock_limit() {
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit reads the struct we pass and has no other effect on memory.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const limit) } != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "could not raise RLIMIT_MEMLOCK (only matters before 5.11)");
+    }
+}
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+/// Classic tracepoints are attached through tracefs; mount it when it is missing.
+fn ensure_tracefs() -> Result<(), LoadError> {
+    let mounted = |p: &Path| p.join("events").is_dir();
+    if mounted(Path::new(TRACEFS)) || mounted(Path::new("/sys/kernel/debug/tracing")) {
+        return Ok(());
+    }
+    let source = c"tracefs";
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            source.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(LoadError::Tracefs {
+            source: io::Error::last_os_error(),
+        });
+    }
+    info!(path = TRACEFS, "mounted tracefs");
+    Ok(())
+}
+
+/// Mount point of the cgroup v2 hierarchy (pure or hybrid layout).
+#[must_use]
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    parse_cgroup2_mount(&mountinfo)
+}
+
+/// The first `cgroup2` mount point in a `/proc/<pid>/mountinfo` text.
+fn parse_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        // Fields: id parent major:minor root mount-point options ... - fstype source super-options
+        let (left, right) = line.split_once(" - ")?;
+        let fstype = right.split_whitespace().next()?;
+        if fstype != "cgroup2" {
+            return None;
+        }
+        let mount_point = left.split_whitespace().nth(4)?;
+        Some(PathBuf::from(unescape_mountinfo(mount_point)))
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let value = bytes[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+            out.push(u8::try_from(value).unwrap_or(b'?'));
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup2_mount_is_found_in_a_hybrid_layout() {
+        let mountinfo = "\
+25 30 0:22 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+26 25 0:23 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 25 0:30 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        assert_eq!(
+            parse_cgroup2_mount(mountinfo),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+    }
+
+    #[test]
+    fn cgroup2_mount_is_found_in_a_pure_layout_and_unescaped() {
+        let mountinfo = "30 1 0:26 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n\
+                         31 1 0:27 / /mnt/my\\040cg rw - cgroup2 none rw\n";
+        assert_eq!(
+            parse_cgroup2_mount(mountinfo),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(unescape_mountinfo("/mnt/my\\040cg"), "/mnt/my cg");
+    }
+
+    #[test]
+    fn no_cgroup2_mount_gives_none() {
+        assert_eq!(
+            parse_cgroup2_mount("26 25 0:23 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn effective_capabilities_are_read_from_status() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        let caps = parse_cap_eff(status).expect("CapEff parsed");
+        assert_ne!(caps & (1 << CAP_BPF), 0);
+        assert_eq!(parse_cap_eff("Name:\tx\n"), None);
+    }
+}
