@@ -1,1 +1,361 @@
-//! x
+//! Harness of packetless's end-to-end tests: a tracer on the real kernel, peer
+//! processes (`pl-peer`), and throw-away network namespaces joined by veth pairs.
+//!
+//! Kernel tests need root. Without it they skip with a message, except when
+//! `CI=true`, where they fail: CI must prove the probe on a real kernel.
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use packetless::app::Tracer;
+use packetless::loader::LoaderConfig;
+use packetless::source::SocketEvent;
+
+/// How long a test waits for an event before failing.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Whether kernel tests can run here. Fails the test under CI when they cannot.
+#[must_use]
+pub fn kernel_tests_enabled(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{test}: CI=true but not running as root: kernel tests cannot run"
+    );
+    eprintln!("skipping {test}: kernel tests need root (eBPF, network namespaces)");
+    false
+}
+
+/// The default loader settings of a test: every namespace, UDP on, a large ring.
+#[must_use]
+pub fn loader_config() -> LoaderConfig {
+    LoaderConfig {
+        netns: Vec::new(),
+        udp: true,
+        ring_buffer_bytes: 64 << 20,
+    }
+}
+
+/// A tracer on the real kernel plus every event it delivered so far.
+pub struct Events {
+    tracer: Tracer,
+    /// Every event received, in order.
+    pub seen: Vec<SocketEvent>,
+}
+
+impl Events {
+    /// Starts tracing with `config`; panics with the loader's message on failure
+    /// (the caller checked [`kernel_tests_enabled`]).
+    #[must_use]
+    pub fn start(config: &LoaderConfig) -> Self {
+        let tracer = Tracer::start(config, 1 << 20)
+            .unwrap_or_else(|e| panic!("eBPF tracer failed to start: {e}"));
+        Self {
+            tracer,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until `count` events match `pred` (counting those already seen), or
+    /// panics after [`EVENT_TIMEOUT`] naming `what` and showing the near misses.
+    pub async fn wait_n(
+        &mut self,
+        what: &str,
+        count: usize,
+        pred: impl Fn(&SocketEvent) -> bool,
+    ) -> Vec<SocketEvent> {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        loop {
+            let matched: Vec<SocketEvent> = self.seen.iter().filter(|e| pred(e)).cloned().collect();
+            if matched.len() >= count {
+                return matched;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.tracer.events.recv()).await {
+                Ok(Some(ev)) => self.seen.push(ev),
+                Ok(None) => panic!("event stream ended while waiting for {what}"),
+                Err(_) => panic!(
+                    "timed out waiting for {count} x {what}: matched {} of {} events; last events:\n{:#?}",
+                    matched.len(),
+                    self.seen.len(),
+                    &self.seen[self.seen.len().saturating_sub(8)..]
+                ),
+            }
+        }
+    }
+
+    /// Waits for one event matching `pred` and returns it.
+    pub async fn wait_one(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&SocketEvent) -> bool,
+    ) -> SocketEvent {
+        self.wait_n(what, 1, pred).await.swap_remove(0)
+    }
+
+    /// Receives for `quiet` more, to catch duplicates that would arrive late.
+    pub async fn settle(&mut self, quiet: Duration) {
+        let until = Instant::now() + quiet;
+        while let Ok(Some(ev)) = tokio::time::timeout(
+            until.saturating_duration_since(Instant::now()),
+            self.tracer.events.recv(),
+        )
+        .await
+        {
+            self.seen.push(ev);
+        }
+    }
+
+    /// Kernel-side loss counters by name.
+    #[must_use]
+    pub fn kernel_stats(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        self.tracer.kernel_stats()
+    }
+
+    /// Source-stage counts: (received, decode errors, channel full).
+    #[must_use]
+    pub fn source_counts(&self) -> (u64, u64, u64) {
+        self.tracer.source_counts()
+    }
+}
+
+/// Path of the `pl-peer` binary. Cargo builds a package's binaries before running its
+/// integration tests, into the directory above the test executable's `deps/`.
+#[must_use]
+pub fn peer_exe() -> std::path::PathBuf {
+    let test_exe = std::env::current_exe().expect("current_exe");
+    let dir = test_exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps/..");
+    let exe = dir.join("pl-peer");
+    assert!(
+        exe.is_file(),
+        "{} is missing: run the tests with cargo test -p packetless-tests",
+        exe.display()
+    );
+    exe
+}
+
+/// A `pl-peer` process that printed its `READY <port> <pid>` line.
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Port the peer reported (bound, or local port of its connection).
+    pub port: u16,
+    /// Its pid as it sees itself (equals the host pid: tests never use pid namespaces).
+    pub pid: u32,
+    args: String,
+}
+
+impl Peer {
+    /// Starts `pl-peer ARGS`, inside network namespace `netns` when given, and waits
+    /// for its READY line.
+    #[must_use]
+    pub fn spawn(netns: Option<&Netns>, args: &[&str]) -> Self {
+        let exe = peer_exe();
+        let exe = exe.to_str().expect("UTF-8 target path");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, exe]);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning pl-peer {args:?}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading READY line");
+        let mut parts = line.split_whitespace();
+        assert_eq!(
+            parts.next(),
+            Some("READY"),
+            "pl-peer {args:?} did not get ready (printed {line:?})"
+        );
+        let port = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in READY line");
+        let pid = parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("pid in READY line");
+        let stdin = child.stdin.take();
+        Self {
+            child,
+            stdin,
+            port,
+            pid,
+            args: args.join(" "),
+        }
+    }
+
+    /// Lets a `tcp-hold` peer close its connection.
+    pub fn release(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            use std::io::Write;
+            // The peer may have exited already; its exit status says whether that is wrong.
+            let _ = writeln!(stdin, "go");
+        }
+    }
+
+    /// Waits for the peer to exit, asserting success.
+    pub fn finish(mut self) {
+        self.release();
+        let status = self.child.wait().expect("waiting for pl-peer");
+        assert!(status.success(), "pl-peer {} failed: {status}", self.args);
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+static NEXT_NETNS: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace joined to the test's namespace by a veth pair.
+///
+/// Addresses come from 198.51.100.0/24 (TEST-NET-2), one /30 per namespace:
+/// `host_ip` on the test's side, `ns_ip` inside. Removed on drop.
+pub struct Netns {
+    /// Name, as `ip netns` knows it.
+    pub name: String,
+    /// Inode of the namespace.
+    pub inode: u32,
+    /// Address of the test's end of the veth pair.
+    pub host_ip: Ipv4Addr,
+    /// Address of the namespace's end.
+    pub ns_ip: Ipv4Addr,
+    host_if: String,
+}
+
+impl Netns {
+    /// Creates the namespace, the veth pair and the addresses, and brings them up.
+    #[must_use]
+    pub fn new() -> Self {
+        let n = NEXT_NETNS.fetch_add(1, Ordering::Relaxed);
+        assert!(n < 63, "too many test namespaces");
+        let tag = format!("{}{n}", std::process::id() % 100_000);
+        let name = format!("plt{tag}");
+        let host_if = format!("plh{tag}");
+        let ns_if = format!("pln{tag}");
+        let base = u8::try_from(n * 4).expect("n < 63");
+        let host_ip = Ipv4Addr::new(198, 51, 100, base + 1);
+        let ns_ip = Ipv4Addr::new(198, 51, 100, base + 2);
+        // Leftovers of an interrupted earlier run with the same names.
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = Command::new("ip").args(["link", "del", &host_if]).output();
+        run("ip", &["netns", "add", &name]);
+        let mut ns = Self {
+            inode: 0,
+            name,
+            host_ip,
+            ns_ip,
+            host_if,
+        };
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &ns_if,
+                "netns",
+                &ns.name,
+            ],
+        );
+        run(
+            "ip",
+            &["addr", "add", &format!("{host_ip}/30"), "dev", &ns.host_if],
+        );
+        run("ip", &["link", "set", &ns.host_if, "up"]);
+        ns.exec(&["ip", "addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if]);
+        ns.exec(&["ip", "link", "set", &ns_if, "up"]);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        let inode = std::fs::metadata(format!("/var/run/netns/{}", ns.name))
+            .expect("netns file")
+            .ino();
+        ns.inode = u32::try_from(inode).expect("inode fits u32");
+        ns
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) {
+        let mut full = vec!["netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run("ip", &full);
+    }
+}
+
+impl Default for Netns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Inode of the test process's own network namespace.
+#[must_use]
+pub fn own_netns() -> u32 {
+    u32::try_from(
+        std::fs::metadata("/proc/self/ns/net")
+            .expect("/proc/self/ns/net")
+            .ino(),
+    )
+    .expect("inode fits u32")
+}

@@ -1,0 +1,184 @@
+//! pl-peer: the far end of packetless's kernel tests. Each subcommand is one small,
+//! deterministic socket program run as its own process (so pids and comms differ
+//! from the test's), optionally inside a network namespace via `ip netns exec`.
+//!
+//! It names itself (`comm`) after its role before creating any socket, prints one
+//! `READY <port> <pid>` line on stdout when the test may proceed, and exits 0 when
+//! the exchange went exactly as asked (non-zero with a message otherwise).
+//!
+//! Subcommands:
+//!   tcp-server ADDR SEND EXPECT     accept one connection, read EXPECT bytes, write SEND, close
+//!   tcp-client ADDR SEND EXPECT [wait]
+//!                                   connect, (wait for a line on stdin,) write SEND,
+//!                                   read EXPECT bytes (then EOF), close
+//!   tcp-accept-loop ADDR COUNT      accept COUNT connections, read each to EOF, close
+//!   tcp-storm ADDR COUNT            COUNT times: connect, close
+//!   tcp-hold ADDR                   connect, wait for a line on stdin, close
+//!   udp-server ADDR REPLY           receive one datagram, send REPLY bytes back to its source
+//!   udp-client ADDR SEND            send SEND bytes unconnected, receive the reply
+//!   connect-refused ADDR            connect, expect ECONNREFUSED
+
+use std::io::{BufRead, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::ExitCode;
+
+fn set_comm(name: &str) {
+    let c = std::ffi::CString::new(name).expect("no NUL in role names");
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr(), 0, 0, 0) };
+}
+
+fn ready(port: u16) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "READY {port} {}", std::process::id()).expect("stdout");
+    out.flush().expect("stdout");
+}
+
+fn read_exact_then_eof(stream: &mut TcpStream, expect: usize, eof: bool) -> Result<(), String> {
+    let mut buf = vec![0u8; expect];
+    stream
+        .read_exact(&mut buf)
+        .map_err(|e| format!("reading {expect} bytes: {e}"))?;
+    if eof {
+        let mut extra = [0u8; 1];
+        let n = stream
+            .read(&mut extra)
+            .map_err(|e| format!("reading EOF: {e}"))?;
+        if n != 0 {
+            return Err("more bytes than expected".into());
+        }
+    }
+    Ok(())
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
+    args.get(i)
+        .ok_or_else(|| format!("missing {what}"))?
+        .parse()
+        .map_err(|_| format!("bad {what}"))
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    let cmd = args.first().map(String::as_str).unwrap_or_default();
+    let addr: SocketAddr = arg(args, 1, "ADDR")?;
+    match cmd {
+        "tcp-server" => {
+            set_comm("pl-server");
+            let (send, expect): (usize, usize) = (arg(args, 2, "SEND")?, arg(args, 3, "EXPECT")?);
+            let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+            ready(listener.local_addr().map_err(|e| e.to_string())?.port());
+            let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+            read_exact_then_eof(&mut stream, expect, false)?;
+            stream
+                .write_all(&vec![b's'; send])
+                .map_err(|e| format!("write: {e}"))?;
+            Ok(())
+        }
+        "tcp-client" => {
+            set_comm("pl-client");
+            let (send, expect): (usize, usize) = (arg(args, 2, "SEND")?, arg(args, 3, "EXPECT")?);
+            let mut stream =
+                TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+            ready(stream.local_addr().map_err(|e| e.to_string())?.port());
+            if args.get(4).map(String::as_str) == Some("wait") {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .map_err(|e| e.to_string())?;
+            }
+            stream
+                .write_all(&vec![b'c'; send])
+                .map_err(|e| format!("write: {e}"))?;
+            read_exact_then_eof(&mut stream, expect, true)
+        }
+        "tcp-accept-loop" => {
+            set_comm("pl-server");
+            let count: usize = arg(args, 2, "COUNT")?;
+            let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+            ready(listener.local_addr().map_err(|e| e.to_string())?.port());
+            for _ in 0..count {
+                let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+                read_exact_then_eof(&mut stream, 0, true)?;
+            }
+            Ok(())
+        }
+        "tcp-storm" => {
+            set_comm("pl-storm");
+            let count: usize = arg(args, 2, "COUNT")?;
+            ready(0);
+            for i in 0..count {
+                drop(TcpStream::connect(addr).map_err(|e| format!("connect #{i} to {addr}: {e}"))?);
+            }
+            Ok(())
+        }
+        "tcp-hold" => {
+            set_comm("pl-holder");
+            let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+            ready(stream.local_addr().map_err(|e| e.to_string())?.port());
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        "udp-server" => {
+            set_comm("pl-userver");
+            let reply: usize = arg(args, 2, "REPLY")?;
+            let socket = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+            ready(socket.local_addr().map_err(|e| e.to_string())?.port());
+            let mut buf = [0u8; 65536];
+            let (_, from) = socket
+                .recv_from(&mut buf)
+                .map_err(|e| format!("recvfrom: {e}"))?;
+            socket
+                .send_to(&vec![b'r'; reply], from)
+                .map_err(|e| format!("sendto: {e}"))?;
+            Ok(())
+        }
+        "udp-client" => {
+            set_comm("pl-uclient");
+            let send: usize = arg(args, 2, "SEND")?;
+            let any: SocketAddr = if addr.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            }
+            .parse()
+            .expect("literal");
+            let socket = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
+            socket
+                .send_to(&vec![b'q'; send], addr)
+                .map_err(|e| format!("sendto {addr}: {e}"))?;
+            let mut buf = [0u8; 65536];
+            socket
+                .recv_from(&mut buf)
+                .map_err(|e| format!("recvfrom: {e}"))?;
+            ready(socket.local_addr().map_err(|e| e.to_string())?.port());
+            Ok(())
+        }
+        "connect-refused" => {
+            set_comm("pl-refused");
+            match TcpStream::connect(addr) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    ready(0);
+                    Ok(())
+                }
+                other => Err(format!("expected ECONNREFUSED from {addr}, got {other:?}")),
+            }
+        }
+        other => Err(format!("unknown subcommand {other:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pl-peer {}: {e}", args.join(" "));
+            ExitCode::FAILURE
+        }
+    }
+}
