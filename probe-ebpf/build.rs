@@ -92,12 +92,9 @@ fn find_clang() -> Option<String> {
         .map(|v| format!("clang-{v}"))
         .chain(std::iter::once("clang".to_owned()));
     let path = env::var_os("PATH")?;
-    for name in names {
-        if env::split_paths(&path).any(|dir| dir.join(&name).is_file()) {
-            return Some(name);
-        }
-    }
-    None
+    names
+        .into_iter()
+        .find(|name| env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }
 
 /// Debian keeps `asm/*.h` under a per-architecture directory.

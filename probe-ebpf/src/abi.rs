@@ -27,9 +27,9 @@ pub struct RawEvent {
     pub bytes_acked: u64,
     /// CLOSE: `tcp_sock.bytes_received` (sequence space, includes FIN).
     pub bytes_received: u64,
-    /// CONNECT / CONNECT_FAILED: time since SYN_SENT, nanoseconds.
+    /// CONNECT / `CONNECT_FAILED`: time since `SYN_SENT`, nanoseconds.
     pub latency_ns: u64,
-    /// UDP_SEND / UDP_RECV: datagram payload bytes.
+    /// `UDP_SEND` / `UDP_RECV`: datagram payload bytes.
     pub bytes: u64,
     /// Network namespace inode.
     pub netns: u32,
@@ -49,7 +49,7 @@ pub struct RawEvent {
     pub total_retrans: u32,
     /// Smoothed RTT, microseconds.
     pub srtt_us: u32,
-    /// CONNECT_FAILED: positive errno, 0 when the application aborted.
+    /// `CONNECT_FAILED`: positive errno, 0 when the application aborted.
     pub error: i32,
     /// Bit n set: the socket was in TCP state n.
     pub states_seen: u32,
@@ -227,7 +227,7 @@ impl Stat {
     /// `PL_STAT__COUNT`.
     pub const COUNT: u32 = 6;
 
-    /// Stable snake_case name used in stats output.
+    /// Stable `snake_case` name used in stats output.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {

@@ -1,7 +1,7 @@
 //! packetless kernel side: the CO-RE eBPF object and the kernel/user ABI.
 //!
 //! `build.rs` compiles `src/bpf/packetless.bpf.c` (which includes every concern:
-//! owner, tcp_life, udp) with clang into one object, embedded here as [`OBJECT`].
+//! owner, `tcp_life`, udp) with clang into one object, embedded here as [`OBJECT`].
 //! [`abi`] holds the `#[repr(C)]` mirrors of what the programs write into the ring
 //! buffer and the per-CPU counter map. The probe's loader (probe/src/loader.rs)
 //! decides which programs to load and attach; its source stage decodes records

@@ -34,17 +34,17 @@ pub struct Cli {
 pub enum Command {
     /// Print every socket event as the kernel reports it, one line each.
     ///
-    /// Events: connect (with handshake latency), connect_failed (with the reason),
+    /// Events: connect (with handshake latency), `connect_failed` (with the reason),
     /// accept (attributed to the accepting process), close (final byte, segment and
     /// retransmit counters, RTT), retransmit, send/recv (UDP datagrams with peer and
-    /// size), listen (TCP listen, UDP bind), udp_close.
+    /// size), listen (TCP listen, UDP bind), `udp_close`.
     ///
     /// Without filters every event is shown. -i/-o/-r/-c choose event kinds and may be
     /// combined; -t/-u choose protocols. Ctrl-C or SIGTERM ends the command after
     /// printing the kernel-side loss counters (on stderr, or as a final
     /// {"event":"stats",...} line with --json).
     ///
-    /// Needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN, and a kernel with BTF.
+    /// Needs root, or `CAP_BPF` + `CAP_PERFMON` + `CAP_NET_ADMIN`, and a kernel with BTF.
     #[command(verbatim_doc_comment)]
     Watch(WatchArgs),
 }
@@ -68,7 +68,7 @@ pub struct WatchArgs {
     #[arg(short = 'i', long = "in")]
     pub incoming: bool,
 
-    /// Show outgoing events: connect, connect_failed, and UDP send.
+    /// Show outgoing events: connect, `connect_failed`, and UDP send.
     #[arg(short = 'o', long = "out")]
     pub outgoing: bool,
 
@@ -96,7 +96,7 @@ pub struct WatchArgs {
     pub ring_buffer_size: String,
 
     /// Events held between the kernel reader and the printer before new ones are
-    /// dropped (and counted as channel_full).
+    /// dropped (and counted as `channel_full`).
     #[arg(long, default_value_t = 262_144, value_name = "EVENTS")]
     pub queue: usize,
 }

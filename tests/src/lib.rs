@@ -3,17 +3,21 @@
 //!
 //! Kernel tests need root. Without it they skip with a message, except when
 //! `CI=true`, where they fail: CI must prove the probe on a real kernel.
+// A harness fails tests by panicking, with a message saying what went wrong; that is
+// its documented behaviour, not a hazard worth a section per function.
+#![allow(clippy::missing_panics_doc)]
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use packetless::app::Tracer;
-use packetless::loader::LoaderConfig;
-use packetless::source::SocketEvent;
+#[cfg(feature = "tracer")]
+mod tracer;
+#[cfg(feature = "tracer")]
+pub use tracer::{loader_config, Events};
 
 /// How long a test waits for an event before failing.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -36,99 +40,6 @@ pub fn kernel_tests_enabled(test: &str) -> bool {
     );
     eprintln!("skipping {test}: kernel tests need root (eBPF, network namespaces)");
     false
-}
-
-/// The default loader settings of a test: every namespace, UDP on, a large ring.
-#[must_use]
-pub fn loader_config() -> LoaderConfig {
-    LoaderConfig {
-        netns: Vec::new(),
-        udp: true,
-        ring_buffer_bytes: 64 << 20,
-    }
-}
-
-/// A tracer on the real kernel plus every event it delivered so far.
-pub struct Events {
-    tracer: Tracer,
-    /// Every event received, in order.
-    pub seen: Vec<SocketEvent>,
-}
-
-impl Events {
-    /// Starts tracing with `config`; panics with the loader's message on failure
-    /// (the caller checked [`kernel_tests_enabled`]).
-    #[must_use]
-    pub fn start(config: &LoaderConfig) -> Self {
-        let tracer = Tracer::start(config, 1 << 20)
-            .unwrap_or_else(|e| panic!("eBPF tracer failed to start: {e}"));
-        Self {
-            tracer,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits until `count` events match `pred` (counting those already seen), or
-    /// panics after [`EVENT_TIMEOUT`] naming `what` and showing the near misses.
-    pub async fn wait_n(
-        &mut self,
-        what: &str,
-        count: usize,
-        pred: impl Fn(&SocketEvent) -> bool,
-    ) -> Vec<SocketEvent> {
-        let deadline = Instant::now() + EVENT_TIMEOUT;
-        loop {
-            let matched: Vec<SocketEvent> = self.seen.iter().filter(|e| pred(e)).cloned().collect();
-            if matched.len() >= count {
-                return matched;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, self.tracer.events.recv()).await {
-                Ok(Some(ev)) => self.seen.push(ev),
-                Ok(None) => panic!("event stream ended while waiting for {what}"),
-                Err(_) => panic!(
-                    "timed out waiting for {count} x {what}: matched {} of {} events; last events:\n{:#?}",
-                    matched.len(),
-                    self.seen.len(),
-                    &self.seen[self.seen.len().saturating_sub(8)..]
-                ),
-            }
-        }
-    }
-
-    /// Waits for one event matching `pred` and returns it.
-    pub async fn wait_one(
-        &mut self,
-        what: &str,
-        pred: impl Fn(&SocketEvent) -> bool,
-    ) -> SocketEvent {
-        self.wait_n(what, 1, pred).await.swap_remove(0)
-    }
-
-    /// Receives for `quiet` more, to catch duplicates that would arrive late.
-    pub async fn settle(&mut self, quiet: Duration) {
-        let until = Instant::now() + quiet;
-        while let Ok(Some(ev)) = tokio::time::timeout(
-            until.saturating_duration_since(Instant::now()),
-            self.tracer.events.recv(),
-        )
-        .await
-        {
-            self.seen.push(ev);
-        }
-    }
-
-    /// Kernel-side loss counters by name.
-    #[must_use]
-    pub fn kernel_stats(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        self.tracer.kernel_stats()
-    }
-
-    /// Source-stage counts: (received, decode errors, channel full).
-    #[must_use]
-    pub fn source_counts(&self) -> (u64, u64, u64) {
-        self.tracer.source_counts()
-    }
 }
 
 /// Path of the `pl-peer` binary. Cargo builds a package's binaries before running its

@@ -343,7 +343,7 @@ async fn failed_connect_to_a_closed_port_is_refused() {
     drop(sock);
 }
 
-/// A TCP socket bound to a free loopback port without listen(): connections to that
+/// A TCP socket bound to a free loopback port without `listen()`: connections to that
 /// port are refused. Returns the socket (keep it alive) and the port.
 fn socket_bound_not_listening() -> (std::os::fd::OwnedFd, u16) {
     use std::os::fd::FromRawFd;
@@ -395,7 +395,7 @@ async fn ten_thousand_rapid_connections_each_appear_exactly_once() {
     let (spid, cpid) = (server.pid, client.pid);
     client.finish();
     server.finish();
-    let connects = events
+    let _connects = events
         .wait_n("storm connects", N, |e| is(e, "connect", cpid))
         .await;
     let accepts = events

@@ -136,7 +136,7 @@ fn object_btf() -> Btf {
     let section = file
         .section_by_name(".BTF")
         .expect("the object has a .BTF section (built with -g)");
-    Btf::parse(&section.data().expect("readable .BTF"))
+    Btf::parse(section.data().expect("readable .BTF"))
 }
 
 #[test]

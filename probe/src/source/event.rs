@@ -36,27 +36,27 @@ impl Proto {
 pub enum TcpState {
     /// ESTABLISHED (1).
     Established,
-    /// SYN_SENT (2).
+    /// `SYN_SENT` (2).
     SynSent,
-    /// SYN_RECV (3).
+    /// `SYN_RECV` (3).
     SynRecv,
-    /// FIN_WAIT1 (4).
+    /// `FIN_WAIT1` (4).
     FinWait1,
-    /// FIN_WAIT2 (5).
+    /// `FIN_WAIT2` (5).
     FinWait2,
-    /// TIME_WAIT (6).
+    /// `TIME_WAIT` (6).
     TimeWait,
     /// CLOSE (7).
     Close,
-    /// CLOSE_WAIT (8).
+    /// `CLOSE_WAIT` (8).
     CloseWait,
-    /// LAST_ACK (9).
+    /// `LAST_ACK` (9).
     LastAck,
     /// LISTEN (10).
     Listen,
     /// CLOSING (11).
     Closing,
-    /// NEW_SYN_RECV (12).
+    /// `NEW_SYN_RECV` (12).
     NewSynRecv,
 }
 
@@ -186,7 +186,7 @@ pub struct TcpCounters {
 pub enum Detail {
     /// Active open completed.
     Connect {
-        /// SYN_SENT to ESTABLISHED.
+        /// `SYN_SENT` to ESTABLISHED.
         latency: Option<Duration>,
         /// Smoothed RTT after the handshake, microseconds.
         srtt_us: u32,
@@ -195,7 +195,7 @@ pub enum Detail {
     ConnectFailed {
         /// Why.
         error: ConnectError,
-        /// Time from SYN_SENT to the failure.
+        /// Time from `SYN_SENT` to the failure.
         after: Option<Duration>,
     },
     /// `accept()` returned the socket.
@@ -282,7 +282,7 @@ pub enum DecodeError {
     /// Unknown event kind.
     #[error("unknown event kind {0}")]
     Kind(u16),
-    /// Neither AF_INET nor AF_INET6.
+    /// Neither `AF_INET` nor `AF_INET6`.
     #[error("unknown address family {0}")]
     Family(u16),
     /// Neither TCP nor UDP.

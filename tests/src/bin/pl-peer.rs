@@ -58,116 +58,133 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T,
         .map_err(|_| format!("bad {what}"))
 }
 
+fn port_of(addr: std::io::Result<SocketAddr>) -> Result<u16, String> {
+    addr.map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+fn wait_for_stdin_line() -> Result<(), String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn tcp_server(addr: SocketAddr, send: usize, expect: usize) -> Result<(), String> {
+    set_comm("pl-server");
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    ready(port_of(listener.local_addr())?);
+    let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    read_exact_then_eof(&mut stream, expect, false)?;
+    stream
+        .write_all(&vec![b's'; send])
+        .map_err(|e| format!("write: {e}"))
+}
+
+fn tcp_client(addr: SocketAddr, send: usize, expect: usize, wait: bool) -> Result<(), String> {
+    set_comm("pl-client");
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    ready(port_of(stream.local_addr())?);
+    if wait {
+        wait_for_stdin_line()?;
+    }
+    stream
+        .write_all(&vec![b'c'; send])
+        .map_err(|e| format!("write: {e}"))?;
+    read_exact_then_eof(&mut stream, expect, true)
+}
+
+fn tcp_accept_loop(addr: SocketAddr, count: usize) -> Result<(), String> {
+    set_comm("pl-server");
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    ready(port_of(listener.local_addr())?);
+    for _ in 0..count {
+        let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        read_exact_then_eof(&mut stream, 0, true)?;
+    }
+    Ok(())
+}
+
+fn tcp_storm(addr: SocketAddr, count: usize) -> Result<(), String> {
+    set_comm("pl-storm");
+    ready(0);
+    for i in 0..count {
+        drop(TcpStream::connect(addr).map_err(|e| format!("connect #{i} to {addr}: {e}"))?);
+    }
+    Ok(())
+}
+
+fn tcp_hold(addr: SocketAddr) -> Result<(), String> {
+    set_comm("pl-holder");
+    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    ready(port_of(stream.local_addr())?);
+    wait_for_stdin_line()
+}
+
+fn udp_server(addr: SocketAddr, reply: usize) -> Result<(), String> {
+    set_comm("pl-userver");
+    let socket = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    ready(port_of(socket.local_addr())?);
+    let mut buf = vec![0u8; 65536];
+    let (_, from) = socket
+        .recv_from(&mut buf)
+        .map_err(|e| format!("recvfrom: {e}"))?;
+    socket
+        .send_to(&vec![b'r'; reply], from)
+        .map_err(|e| format!("sendto: {e}"))?;
+    Ok(())
+}
+
+fn udp_client(addr: SocketAddr, send: usize) -> Result<(), String> {
+    set_comm("pl-uclient");
+    let any: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .expect("literal");
+    let socket = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
+    socket
+        .send_to(&vec![b'q'; send], addr)
+        .map_err(|e| format!("sendto {addr}: {e}"))?;
+    let mut buf = vec![0u8; 65536];
+    socket
+        .recv_from(&mut buf)
+        .map_err(|e| format!("recvfrom: {e}"))?;
+    ready(port_of(socket.local_addr())?);
+    Ok(())
+}
+
+fn connect_refused(addr: SocketAddr) -> Result<(), String> {
+    set_comm("pl-refused");
+    match TcpStream::connect(addr) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            ready(0);
+            Ok(())
+        }
+        other => Err(format!("expected ECONNREFUSED from {addr}, got {other:?}")),
+    }
+}
+
 fn run(args: &[String]) -> Result<(), String> {
     let cmd = args.first().map(String::as_str).unwrap_or_default();
     let addr: SocketAddr = arg(args, 1, "ADDR")?;
     match cmd {
-        "tcp-server" => {
-            set_comm("pl-server");
-            let (send, expect): (usize, usize) = (arg(args, 2, "SEND")?, arg(args, 3, "EXPECT")?);
-            let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
-            ready(listener.local_addr().map_err(|e| e.to_string())?.port());
-            let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-            read_exact_then_eof(&mut stream, expect, false)?;
-            stream
-                .write_all(&vec![b's'; send])
-                .map_err(|e| format!("write: {e}"))?;
-            Ok(())
-        }
-        "tcp-client" => {
-            set_comm("pl-client");
-            let (send, expect): (usize, usize) = (arg(args, 2, "SEND")?, arg(args, 3, "EXPECT")?);
-            let mut stream =
-                TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-            ready(stream.local_addr().map_err(|e| e.to_string())?.port());
-            if args.get(4).map(String::as_str) == Some("wait") {
-                let mut line = String::new();
-                std::io::stdin()
-                    .lock()
-                    .read_line(&mut line)
-                    .map_err(|e| e.to_string())?;
-            }
-            stream
-                .write_all(&vec![b'c'; send])
-                .map_err(|e| format!("write: {e}"))?;
-            read_exact_then_eof(&mut stream, expect, true)
-        }
-        "tcp-accept-loop" => {
-            set_comm("pl-server");
-            let count: usize = arg(args, 2, "COUNT")?;
-            let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
-            ready(listener.local_addr().map_err(|e| e.to_string())?.port());
-            for _ in 0..count {
-                let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
-                read_exact_then_eof(&mut stream, 0, true)?;
-            }
-            Ok(())
-        }
-        "tcp-storm" => {
-            set_comm("pl-storm");
-            let count: usize = arg(args, 2, "COUNT")?;
-            ready(0);
-            for i in 0..count {
-                drop(TcpStream::connect(addr).map_err(|e| format!("connect #{i} to {addr}: {e}"))?);
-            }
-            Ok(())
-        }
-        "tcp-hold" => {
-            set_comm("pl-holder");
-            let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-            ready(stream.local_addr().map_err(|e| e.to_string())?.port());
-            let mut line = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut line)
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        }
-        "udp-server" => {
-            set_comm("pl-userver");
-            let reply: usize = arg(args, 2, "REPLY")?;
-            let socket = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
-            ready(socket.local_addr().map_err(|e| e.to_string())?.port());
-            let mut buf = [0u8; 65536];
-            let (_, from) = socket
-                .recv_from(&mut buf)
-                .map_err(|e| format!("recvfrom: {e}"))?;
-            socket
-                .send_to(&vec![b'r'; reply], from)
-                .map_err(|e| format!("sendto: {e}"))?;
-            Ok(())
-        }
-        "udp-client" => {
-            set_comm("pl-uclient");
-            let send: usize = arg(args, 2, "SEND")?;
-            let any: SocketAddr = if addr.is_ipv4() {
-                "0.0.0.0:0"
-            } else {
-                "[::]:0"
-            }
-            .parse()
-            .expect("literal");
-            let socket = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
-            socket
-                .send_to(&vec![b'q'; send], addr)
-                .map_err(|e| format!("sendto {addr}: {e}"))?;
-            let mut buf = [0u8; 65536];
-            socket
-                .recv_from(&mut buf)
-                .map_err(|e| format!("recvfrom: {e}"))?;
-            ready(socket.local_addr().map_err(|e| e.to_string())?.port());
-            Ok(())
-        }
-        "connect-refused" => {
-            set_comm("pl-refused");
-            match TcpStream::connect(addr) {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    ready(0);
-                    Ok(())
-                }
-                other => Err(format!("expected ECONNREFUSED from {addr}, got {other:?}")),
-            }
-        }
+        "tcp-server" => tcp_server(addr, arg(args, 2, "SEND")?, arg(args, 3, "EXPECT")?),
+        "tcp-client" => tcp_client(
+            addr,
+            arg(args, 2, "SEND")?,
+            arg(args, 3, "EXPECT")?,
+            args.get(4).map(String::as_str) == Some("wait"),
+        ),
+        "tcp-accept-loop" => tcp_accept_loop(addr, arg(args, 2, "COUNT")?),
+        "tcp-storm" => tcp_storm(addr, arg(args, 2, "COUNT")?),
+        "tcp-hold" => tcp_hold(addr),
+        "udp-server" => udp_server(addr, arg(args, 2, "REPLY")?),
+        "udp-client" => udp_client(addr, arg(args, 2, "SEND")?),
+        "connect-refused" => connect_refused(addr),
         other => Err(format!("unknown subcommand {other:?}")),
     }
 }
