@@ -25,6 +25,14 @@ pub mod programs {
     pub const INET_SOCK_SET_STATE: &str = "tp_btf__inet_sock_set_state";
     /// `tp_btf/tcp_retransmit_skb`: TCP retransmissions.
     pub const TCP_RETRANSMIT_SKB: &str = "tp_btf__tcp_retransmit_skb";
+    /// `tracepoint/sock/inet_sock_set_state`: the classic-tracepoint rung of
+    /// [`INET_SOCK_SET_STATE`].
+    pub const INET_SOCK_SET_STATE_CLASSIC: &str = "tracepoint__sock__inet_sock_set_state";
+    /// `tracepoint/tcp/tcp_retransmit_skb`: the classic-tracepoint rung of
+    /// [`TCP_RETRANSMIT_SKB`].
+    pub const TCP_RETRANSMIT_SKB_CLASSIC: &str = "tracepoint__tcp__tcp_retransmit_skb";
+    /// `sockops`: classic rung only; cookie and owner of accepted sockets.
+    pub const SOCKOPS: &str = "sockops__passive_established";
     /// `cgroup/sendmsg4`: destination of unconnected IPv4 UDP sends.
     pub const SENDMSG4: &str = "cgroup__sendmsg4";
     /// `cgroup/sendmsg6`: destination of unconnected IPv6 UDP sends.
@@ -51,6 +59,8 @@ pub mod maps {
     pub const EVENTS: &str = "pl_events";
     /// Per-CPU `u64` counters indexed by [`crate::abi::Stat`].
     pub const STATS: &str = "pl_stats";
+    /// LRU hash `cookie -> owner` used by the classic-tracepoint rung.
+    pub const OWNERS_BY_COOKIE: &str = "pl_owners_by_cookie";
     /// Hash `u32 -> u8`: network namespace inodes to trace (when the filter is on).
     pub const NETNS: &str = "pl_netns";
 }
@@ -61,4 +71,6 @@ pub mod globals {
     pub const NETNS_FILTER: &str = "pl_netns_filter";
     /// `u32`: 1 to trace UDP datagrams, bound sockets and releases.
     pub const TRACE_UDP: &str = "pl_trace_udp";
+    /// `u32`: 1 when TCP is traced by the classic-tracepoint rung.
+    pub const CLASSIC_TCP: &str = "pl_classic_tcp";
 }

@@ -1,7 +1,7 @@
 //! Command line: clap structures whose doc comments are the `--help` text. They hold
 //! raw user input; `config.rs` validates them into a `Config` before anything runs.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// packetless: a packetless network-flow probe. eBPF programs follow every TCP and
 /// UDP socket in the kernel and say which process made each connection.
@@ -95,8 +95,25 @@ pub struct WatchArgs {
     #[arg(long, default_value = "16M", value_name = "BYTES")]
     pub ring_buffer_size: String,
 
+    /// Hooks that trace TCP: `btf` (BTF-typed tracepoints), `tracepoint` (classic
+    /// tracepoints through tracefs, plus sockops), or `auto` (btf when the kernel
+    /// accepts it, else tracepoint).
+    #[arg(long, value_enum, default_value = "auto", value_name = "RUNG")]
+    pub tcp_hooks: TcpHooksArg,
+
     /// Events held between the kernel reader and the printer before new ones are
     /// dropped (and counted as `channel_full`).
     #[arg(long, default_value_t = 262_144, value_name = "EVENTS")]
     pub queue: usize,
+}
+
+/// `--tcp-hooks` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TcpHooksArg {
+    /// BTF-typed tracepoints when accepted, else classic tracepoints.
+    Auto,
+    /// BTF-typed tracepoints only.
+    Btf,
+    /// Classic tracepoints (tracefs) and sockops.
+    Tracepoint,
 }

@@ -4,8 +4,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::cli::WatchArgs;
-use crate::loader::LoaderConfig;
+use crate::cli::{TcpHooksArg, WatchArgs};
+use crate::loader::{LoaderConfig, TcpHooks};
 use crate::sink::watch::EventFilter;
 
 /// A command-line value that cannot be used.
@@ -71,6 +71,11 @@ impl WatchConfig {
                     .collect::<Result<_, _>>()?,
                 udp: filter.udp,
                 ring_buffer_bytes: parse_ring_buffer_size(&args.ring_buffer_size)?,
+                tcp_hooks: match args.tcp_hooks {
+                    TcpHooksArg::Auto => TcpHooks::Auto,
+                    TcpHooksArg::Btf => TcpHooks::Btf,
+                    TcpHooksArg::Tracepoint => TcpHooks::Tracepoint,
+                },
             },
             filter,
             json: args.json,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{
-    BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, TracePoint,
+    BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, SockOps, TracePoint,
 };
 use aya::{Btf, Ebpf, EbpfLoader};
 use packetless_ebpf::abi::Stat;
@@ -27,6 +27,31 @@ pub struct LoaderConfig {
     pub udp: bool,
     /// Size of the event ring buffer in bytes (a power of two, multiple of the page size).
     pub ring_buffer_bytes: u32,
+    /// Which rung of hooks traces TCP.
+    pub tcp_hooks: TcpHooks,
+}
+
+/// The rung of hooks that traces TCP state changes and retransmissions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpHooks {
+    /// BTF-typed tracepoints when the kernel accepts them, else classic ones.
+    Auto,
+    /// BTF-typed tracepoints (`tp_btf`) only.
+    Btf,
+    /// Classic tracepoints through tracefs, with sockops for accepted sockets.
+    Tracepoint,
+}
+
+impl TcpHooks {
+    /// Name as on the command line and in logs.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Btf => "btf",
+            Self::Tracepoint => "tracepoint",
+        }
+    }
 }
 
 /// Why the kernel side could not be started. Each message names what failed and how
@@ -131,6 +156,8 @@ enum Hook {
     CgroupSock(&'static str),
     /// cgroup socket-address program (`cgroup/sendmsg*`, `recvmsg*`).
     CgroupSockAddr(&'static str),
+    /// sockops program on the cgroup.
+    SockOps,
 }
 
 impl Hook {
@@ -139,6 +166,7 @@ impl Hook {
             Self::TpBtf(name) => format!("tp_btf/{name}"),
             Self::Tracepoint(category, name) => format!("tracepoint/{category}/{name}"),
             Self::CgroupSock(name) | Self::CgroupSockAddr(name) => format!("cgroup/{name}"),
+            Self::SockOps => "sockops".to_owned(),
         }
     }
 }
@@ -153,9 +181,21 @@ enum Need {
     Udp,
 }
 
+/// Which TCP rung a hook belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rung {
+    /// Attached on every rung.
+    Any,
+    /// BTF rung only.
+    Btf,
+    /// Classic-tracepoint rung only.
+    Classic,
+}
+
 struct HookSpec {
     program: &'static str,
     hook: Hook,
+    rung: Rung,
     need: Need,
     /// What is lost without it, for the warning.
     provides: &'static str,
@@ -166,84 +206,119 @@ struct HookSpec {
 const HOOKS: &[HookSpec] = &[
     HookSpec {
         program: programs::SOCK_CREATE,
+        rung: Rung::Any,
         hook: Hook::CgroupSock("sock_create"),
         need: Need::Required,
         provides: "socket owners",
     },
     HookSpec {
         program: programs::INET_SOCK_SET_STATE,
+        rung: Rung::Btf,
         hook: Hook::TpBtf("inet_sock_set_state"),
         need: Need::Required,
         provides: "TCP connect, listen and close",
     },
     HookSpec {
         program: programs::TCP_RETRANSMIT_SKB,
+        rung: Rung::Btf,
         hook: Hook::TpBtf("tcp_retransmit_skb"),
         need: Need::Required,
         provides: "TCP retransmits",
     },
     HookSpec {
+        program: programs::SOCKOPS,
+        rung: Rung::Classic,
+        hook: Hook::SockOps,
+        need: Need::Required,
+        provides: "owners of accepted TCP sockets",
+    },
+    HookSpec {
+        program: programs::INET_SOCK_SET_STATE_CLASSIC,
+        rung: Rung::Classic,
+        hook: Hook::Tracepoint("sock", "inet_sock_set_state"),
+        need: Need::Required,
+        provides: "TCP connect, listen and close",
+    },
+    HookSpec {
+        program: programs::TCP_RETRANSMIT_SKB_CLASSIC,
+        rung: Rung::Classic,
+        hook: Hook::Tracepoint("tcp", "tcp_retransmit_skb"),
+        need: Need::Required,
+        provides: "TCP retransmits",
+    },
+    HookSpec {
         program: programs::SYS_EXIT_ACCEPT4,
+        rung: Rung::Any,
         hook: Hook::Tracepoint("syscalls", "sys_exit_accept4"),
         need: Need::Required,
         provides: "TCP accept (accept4)",
     },
     HookSpec {
         program: programs::SYS_EXIT_ACCEPT,
+        rung: Rung::Any,
         hook: Hook::Tracepoint("syscalls", "sys_exit_accept"),
         need: Need::Required,
         provides: "TCP accept (accept)",
     },
     HookSpec {
         program: programs::SENDMSG4,
+        rung: Rung::Any,
         hook: Hook::CgroupSockAddr("sendmsg4"),
         need: Need::Udp,
         provides: "peers of unconnected IPv4 UDP sends",
     },
     HookSpec {
         program: programs::SENDMSG6,
+        rung: Rung::Any,
         hook: Hook::CgroupSockAddr("sendmsg6"),
         need: Need::Udp,
         provides: "peers of unconnected IPv6 UDP sends",
     },
     HookSpec {
         program: programs::RECVMSG4,
+        rung: Rung::Any,
         hook: Hook::CgroupSockAddr("recvmsg4"),
         need: Need::Udp,
         provides: "peers of IPv4 UDP receives",
     },
     HookSpec {
         program: programs::RECVMSG6,
+        rung: Rung::Any,
         hook: Hook::CgroupSockAddr("recvmsg6"),
         need: Need::Udp,
         provides: "peers of IPv6 UDP receives",
     },
     HookSpec {
         program: programs::SOCK_SEND_LENGTH,
+        rung: Rung::Any,
         hook: Hook::TpBtf("sock_send_length"),
         need: Need::Udp,
         provides: "UDP send events (kernel 6.3+)",
     },
     HookSpec {
         program: programs::SOCK_RECV_LENGTH,
+        rung: Rung::Any,
         hook: Hook::TpBtf("sock_recv_length"),
         need: Need::Udp,
         provides: "UDP receive events (kernel 6.3+)",
     },
     HookSpec {
         program: programs::POST_BIND4,
+        rung: Rung::Any,
         hook: Hook::CgroupSock("post_bind4"),
         need: Need::Udp,
         provides: "bound IPv4 UDP sockets",
     },
     HookSpec {
         program: programs::POST_BIND6,
+        rung: Rung::Any,
         hook: Hook::CgroupSock("post_bind6"),
         need: Need::Udp,
         provides: "bound IPv6 UDP sockets",
     },
     HookSpec {
         program: programs::SOCK_RELEASE,
+        rung: Rung::Any,
         hook: Hook::CgroupSock("sock_release"),
         need: Need::Udp,
         provides: "UDP socket release (kernel 5.9+)",
@@ -257,6 +332,8 @@ pub struct Loaded {
     pub attached: Vec<String>,
     /// Hooks this kernel lacks, with what is lost.
     pub degraded: Vec<String>,
+    /// The rung tracing TCP: [`TcpHooks::Btf`] or [`TcpHooks::Tracepoint`].
+    pub tcp_rung: TcpHooks,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -329,6 +406,9 @@ impl KernelStats {
 
 /// Checks the environment, loads the object and attaches every hook the kernel offers.
 ///
+/// With [`TcpHooks::Auto`], a kernel that refuses the BTF rung's TCP programs gets the
+/// classic-tracepoint rung instead, with a warning giving the reason.
+///
 /// # Errors
 /// [`LoadError`] naming the missing privilege, kernel feature or failing program.
 pub fn load(config: &LoaderConfig) -> Result<Loaded, LoadError> {
@@ -344,14 +424,67 @@ pub fn load(config: &LoaderConfig) -> Result<Loaded, LoadError> {
         path: cgroup_root.clone(),
         source,
     })?;
+    match config.tcp_hooks {
+        TcpHooks::Btf => {
+            load_rung(config, TcpHooks::Btf, &btf, &cgroup).map_err(RungError::into_inner)
+        }
+        TcpHooks::Tracepoint => {
+            load_rung(config, TcpHooks::Tracepoint, &btf, &cgroup).map_err(RungError::into_inner)
+        }
+        TcpHooks::Auto => match load_rung(config, TcpHooks::Btf, &btf, &cgroup) {
+            Ok(loaded) => Ok(loaded),
+            Err(RungError::RungUnavailable(reason)) => {
+                warn!(reason = %reason, "BTF tracepoints refused; tracing TCP with classic tracepoints");
+                load_rung(config, TcpHooks::Tracepoint, &btf, &cgroup)
+                    .map_err(RungError::into_inner)
+            }
+            Err(RungError::Other(e)) => Err(e),
+        },
+    }
+}
 
+/// A failure of one rung: either its own TCP programs (another rung may work) or
+/// anything else (no rung will).
+enum RungError {
+    RungUnavailable(LoadError),
+    Other(LoadError),
+}
+
+impl RungError {
+    fn into_inner(self) -> LoadError {
+        match self {
+            Self::RungUnavailable(e) | Self::Other(e) => e,
+        }
+    }
+}
+
+impl From<LoadError> for RungError {
+    fn from(e: LoadError) -> Self {
+        Self::Other(e)
+    }
+}
+
+fn load_rung(
+    config: &LoaderConfig,
+    rung: TcpHooks,
+    btf: &Btf,
+    cgroup: &File,
+) -> Result<Loaded, RungError> {
+    let classic = rung == TcpHooks::Tracepoint;
     let filter_netns: u32 = u32::from(!config.netns.is_empty());
     let trace_udp: u32 = u32::from(config.udp);
+    let classic_tcp: u32 = u32::from(classic);
     let mut ebpf = EbpfLoader::new()
-        .btf(Some(&btf))
+        .btf(Some(btf))
         .override_global(globals::NETNS_FILTER, &filter_netns, true)
         .override_global(globals::TRACE_UDP, &trace_udp, true)
+        .override_global(globals::CLASSIC_TCP, &classic_tcp, true)
         .map_max_entries(maps::EVENTS, config.ring_buffer_bytes)
+        // The cookie-keyed owner map is preallocated: keep it tiny when unused.
+        .map_max_entries(
+            maps::OWNERS_BY_COOKIE,
+            if classic { OWNERS_BY_COOKIE_ENTRIES } else { 1 },
+        )
         .load(packetless_ebpf::OBJECT)
         .map_err(|e| LoadError::Object(Box::new(e)))?;
 
@@ -374,11 +507,16 @@ pub fn load(config: &LoaderConfig) -> Result<Loaded, LoadError> {
 
     let mut attached = Vec::new();
     let mut degraded = Vec::new();
-    for spec in HOOKS {
+    let wanted = |spec: &HookSpec| match spec.rung {
+        Rung::Any => true,
+        Rung::Btf => !classic,
+        Rung::Classic => classic,
+    };
+    for spec in HOOKS.iter().filter(|s| wanted(s)) {
         if spec.need == Need::Udp && !config.udp {
             continue;
         }
-        match attach_one(&mut ebpf, spec, &btf, &cgroup) {
+        match attach_one(&mut ebpf, spec, btf, cgroup) {
             Ok(()) => {
                 info!(hook = %spec.hook.describe(), program = spec.program, "attached");
                 attached.push(spec.hook.describe());
@@ -387,15 +525,22 @@ pub fn load(config: &LoaderConfig) -> Result<Loaded, LoadError> {
                 warn!(hook = %spec.hook.describe(), %error, "hook unavailable on this kernel; continuing without {}", spec.provides);
                 degraded.push(format!("{} ({})", spec.hook.describe(), spec.provides));
             }
-            Err(error) => return Err(error),
+            Err(error) if spec.rung == Rung::Btf => return Err(RungError::RungUnavailable(error)),
+            Err(error) => return Err(RungError::Other(error)),
         }
     }
+    info!(rung = rung.name(), "TCP hooks");
     Ok(Loaded {
         ebpf,
         attached,
         degraded,
+        tcp_rung: rung,
     })
 }
+
+/// Entries of the cookie-keyed owner map on the classic rung: live TCP sockets
+/// tracked at once (about 100 bytes each, preallocated).
+const OWNERS_BY_COOKIE_ENTRIES: u32 = 262_144;
 
 fn attach_one(ebpf: &mut Ebpf, spec: &HookSpec, btf: &Btf, cgroup: &File) -> Result<(), LoadError> {
     let hook = spec.hook.describe();
@@ -416,6 +561,15 @@ fn attach_one(ebpf: &mut Ebpf, spec: &HookSpec, btf: &Btf, cgroup: &File) -> Res
             hook: hook.clone(),
             reason: "not found in the eBPF object (build mismatch)".to_owned(),
         })?;
+    // The cgroup program types share load-then-attach-to-the-root but no trait.
+    macro_rules! load_attach_cgroup {
+        ($ty:ty) => {{
+            let p: &mut $ty = program.try_into().map_err(load_err)?;
+            p.load().map_err(load_err)?;
+            p.attach(cgroup, CgroupAttachMode::Single)
+                .map_err(attach_err)?;
+        }};
+    }
     match spec.hook {
         Hook::TpBtf(name) => {
             let p: &mut BtfTracePoint = program.try_into().map_err(load_err)?;
@@ -427,20 +581,11 @@ fn attach_one(ebpf: &mut Ebpf, spec: &HookSpec, btf: &Btf, cgroup: &File) -> Res
             p.load().map_err(load_err)?;
             p.attach(category, name).map_err(attach_err)?;
         }
-        Hook::CgroupSock(_) => {
-            let p: &mut CgroupSock = program.try_into().map_err(load_err)?;
-            p.load().map_err(load_err)?;
-            // Single is the only mode bpf_link_create accepts for cgroups (5.7+); the
-            // kernel still lets several link-attached programs share one cgroup.
-            p.attach(cgroup, CgroupAttachMode::Single)
-                .map_err(attach_err)?;
-        }
-        Hook::CgroupSockAddr(_) => {
-            let p: &mut CgroupSockAddr = program.try_into().map_err(load_err)?;
-            p.load().map_err(load_err)?;
-            p.attach(cgroup, CgroupAttachMode::Single)
-                .map_err(attach_err)?;
-        }
+        // Single is the only mode bpf_link_create accepts for cgroups (5.7+); the
+        // kernel still lets several link-attached programs share one cgroup.
+        Hook::CgroupSock(_) => load_attach_cgroup!(CgroupSock),
+        Hook::CgroupSockAddr(_) => load_attach_cgroup!(CgroupSockAddr),
+        Hook::SockOps => load_attach_cgroup!(SockOps),
     }
     Ok(())
 }

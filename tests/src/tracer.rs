@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use packetless::app::Tracer;
-use packetless::loader::LoaderConfig;
+use packetless::loader::{LoaderConfig, TcpHooks};
 use packetless::source::SocketEvent;
 
 use crate::EVENT_TIMEOUT;
@@ -16,6 +16,7 @@ pub fn loader_config() -> LoaderConfig {
         netns: Vec::new(),
         udp: true,
         ring_buffer_bytes: 64 << 20,
+        tcp_hooks: TcpHooks::Auto,
     }
 }
 

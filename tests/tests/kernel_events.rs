@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use packetless::loader::LoaderConfig;
+use packetless::loader::{LoaderConfig, TcpHooks};
 use packetless::source::{ConnectError, Detail, Proto, SocketEvent};
 use packetless_tests::{kernel_tests_enabled, loader_config, own_netns, Events, Netns, Peer};
 
@@ -18,11 +18,11 @@ fn is(ev: &SocketEvent, name: &str, pid: u32) -> bool {
 }
 
 /// Client and server in two processes over `ip`: both sides attributed, exact bytes.
-async fn tcp_exchange_is_attributed_and_exact(test: &str, ip: &str) {
+async fn tcp_exchange_is_attributed_and_exact(test: &str, ip: &str, config: &LoaderConfig) {
     if !kernel_tests_enabled(test) {
         return;
     }
-    let mut events = Events::start(&loader_config());
+    let mut events = Events::start(config);
     let server = Peer::spawn(
         None,
         &["tcp-server", &format!("{ip}:0"), "654321", "123456"],
@@ -108,12 +108,29 @@ async fn tcp_exchange_is_attributed_and_exact(test: &str, ip: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_over_ipv4_loopback_names_both_processes_and_exact_bytes() {
-    tcp_exchange_is_attributed_and_exact("tcp ipv4 loopback", "127.0.0.1").await;
+    tcp_exchange_is_attributed_and_exact("tcp ipv4 loopback", "127.0.0.1", &loader_config()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_over_ipv6_loopback_names_both_processes_and_exact_bytes() {
-    tcp_exchange_is_attributed_and_exact("tcp ipv6 loopback", "[::1]").await;
+    tcp_exchange_is_attributed_and_exact("tcp ipv6 loopback", "[::1]", &loader_config()).await;
+}
+
+fn classic_rung() -> LoaderConfig {
+    LoaderConfig {
+        tcp_hooks: TcpHooks::Tracepoint,
+        ..loader_config()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_tracepoint_rung_gives_the_same_ipv4_events() {
+    tcp_exchange_is_attributed_and_exact("classic rung ipv4", "127.0.0.1", &classic_rung()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_tracepoint_rung_gives_the_same_ipv6_events() {
+    tcp_exchange_is_attributed_and_exact("classic rung ipv6", "[::1]", &classic_rung()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,11 +222,22 @@ async fn netns_filter_traces_only_the_chosen_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retransmits_under_loss_are_reported_and_counted() {
-    if !kernel_tests_enabled("retransmits") {
+    retransmits_are_reported("retransmits", &loader_config()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classic_tracepoint_rung_reports_retransmits() {
+    retransmits_are_reported("classic rung retransmits", &classic_rung()).await;
+}
+
+/// A connection whose server namespace drops everything for a while: the client's
+/// retransmissions are events with the client as owner, and its close counts them.
+async fn retransmits_are_reported(test: &str, config: &LoaderConfig) {
+    if !kernel_tests_enabled(test) {
         return;
     }
     let ns = Netns::new();
-    let mut events = Events::start(&loader_config());
+    let mut events = Events::start(config);
     let server = Peer::spawn(
         Some(&ns),
         &["tcp-server", &format!("{}:0", ns.ns_ip), "100", "50000"],

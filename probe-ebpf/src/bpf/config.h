@@ -15,4 +15,8 @@ const volatile __u32 pl_netns_filter = 0;
 /* Skip the UDP send/recv hooks' work entirely when UDP is not wanted. */
 const volatile __u32 pl_trace_udp = 1;
 
+/* 1 when TCP is traced by the classic tracepoint rung: owners must then also be
+ * kept in pl_owners_by_cookie. */
+const volatile __u32 pl_classic_tcp = 0;
+
 #endif /* PL_CONFIG_H */

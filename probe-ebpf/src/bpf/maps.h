@@ -53,6 +53,21 @@ struct {
 } pl_owners SEC(".maps");
 
 /*
+ * pl_owners_by_cookie: socket cookie -> struct pl_owner, for the classic
+ * tracepoint rung, whose programs cannot reach socket storage. Written by
+ * cgroup/sock_create (creator) and sockops (accepted children, from their
+ * cloned storage); the classic TCP handlers update it and delete the entry when
+ * the socket reaches CLOSE. LRU: sockets that vanish unseen cannot fill it.
+ * Sized to 1 entry by the loader when the BTF rung is active.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, __u64);
+	__type(value, struct pl_owner);
+} pl_owners_by_cookie SEC(".maps");
+
+/*
  * pl_acceptors: socket cookie -> struct pl_owner of the process whose
  * accept() returned the socket. The accept exit tracepoint cannot use socket
  * storage (classic tracepoint), so it parks the owner here; the next BTF

@@ -38,6 +38,12 @@ static __always_inline int handle_sock_create(struct bpf_sock *ctx)
 	o->states_seen = 0;
 	o->syn_ts_ns = 0;
 	o->retrans_seen = 0;
+	if (pl_classic_tcp && ctx->protocol == IPPROTO_TCP) {
+		__u64 cookie = bpf_get_socket_cookie(ctx);
+
+		if (bpf_map_update_elem(&pl_owners_by_cookie, &cookie, o, BPF_ANY))
+			stat_inc(PL_STAT_STORAGE_FAIL);
+	}
 	return 1;
 }
 
@@ -67,6 +73,70 @@ static __always_inline struct pl_owner *owner_get(struct sock *sk, __u64 cookie)
 		bpf_map_delete_elem(&pl_acceptors, &cookie);
 	}
 	return o;
+}
+
+/*
+ * The owner record of a socket for the classic tracepoint rung: the entry of
+ * pl_owners_by_cookie, created empty if missing, with a parked acceptor folded in.
+ * NULL when the socket has no cookie yet (created before the probe and never
+ * seen by a cookie-generating hook) or the map is full.
+ */
+static __always_inline struct pl_owner *owner_get_by_cookie(__u64 cookie)
+{
+	struct pl_owner *o, *acc;
+
+	if (!cookie)
+		return NULL;
+	o = bpf_map_lookup_elem(&pl_owners_by_cookie, &cookie);
+	if (!o) {
+		struct pl_owner empty = {};
+
+		bpf_map_update_elem(&pl_owners_by_cookie, &cookie, &empty, BPF_NOEXIST);
+		o = bpf_map_lookup_elem(&pl_owners_by_cookie, &cookie);
+		if (!o) {
+			stat_inc(PL_STAT_STORAGE_FAIL);
+			return NULL;
+		}
+	}
+	acc = bpf_map_lookup_elem(&pl_acceptors, &cookie);
+	if (acc) {
+		owner_copy_identity(o, acc);
+		bpf_map_delete_elem(&pl_acceptors, &cookie);
+	}
+	return o;
+}
+
+/*
+ * sockops, classic rung only: when a passively opened socket is established, its
+ * storage holds the listener's owner (BPF_F_CLONE). Generate the child's cookie
+ * now, so that the accept tracepoint can read it, and copy that owner to
+ * pl_owners_by_cookie, where classic tracepoint programs can find it.
+ */
+static __always_inline int handle_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+	struct pl_owner *o;
+	__u64 cookie;
+
+	if (skops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB || !sk)
+		return 1;
+	cookie = bpf_get_socket_cookie(skops);
+	o = bpf_sk_storage_get(&pl_owners, sk, 0, 0);
+	if (o && bpf_map_update_elem(&pl_owners_by_cookie, &cookie, o, BPF_NOEXIST) == 0) {
+		o = bpf_map_lookup_elem(&pl_owners_by_cookie, &cookie);
+		if (o) {
+			o->states_seen = 0;
+			o->syn_ts_ns = 0;
+			o->retrans_seen = 0;
+		}
+	}
+	return 1;
+}
+
+SEC("sockops")
+int sockops__passive_established(struct bpf_sock_ops *skops)
+{
+	return handle_sockops(skops);
 }
 
 /* The socket behind file descriptor `fd` of the current task, or NULL. */

@@ -2,6 +2,16 @@
 /*
  * TCP lifecycle: connect, connect failure, listen, close, retransmit.
  *
+ * Two rungs, chosen by the loader; the logic is shared and specialised by the
+ * compile-time `classic` argument of the handlers:
+ *  - BTF rung (5.5+ with BTF): tp_btf programs; cookie from
+ *    bpf_get_socket_cookie(), owner from socket storage.
+ *  - Classic rung: the same tracepoints through tracefs, for kernels that refuse
+ *    BTF-typed tracing programs. Those programs can use neither socket storage
+ *    nor the cookie helper: the cookie is read from the socket (generated at
+ *    socket creation, or by sockops for accepted children) and owners live in
+ *    pl_owners_by_cookie.
+ *
  * Hooks:
  *  - tp_btf/inet_sock_set_state (4.16+ tracepoint, BTF-typed since 5.5):
  *    every TCP state change with the socket. Transitions are turned into
@@ -52,7 +62,21 @@ static __always_inline void tcp_fill_close_flags(struct pl_event *ev, struct soc
 		ev->flags |= PL_F_ALL_ACKED;
 }
 
-static __always_inline int handle_set_state(struct sock *sk, int oldstate, int newstate)
+static __always_inline __u64 tcp_cookie(struct sock *sk, const bool classic)
+{
+	if (classic)
+		return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	return bpf_get_socket_cookie(sk);
+}
+
+static __always_inline struct pl_owner *tcp_owner(struct sock *sk, __u64 cookie, const bool classic)
+{
+	if (classic)
+		return owner_get_by_cookie(cookie);
+	return owner_get(sk, cookie);
+}
+
+static __always_inline int handle_set_state(struct sock *sk, int oldstate, int newstate, const bool classic)
 {
 	struct pl_event *ev;
 	struct pl_owner *o;
@@ -64,10 +88,10 @@ static __always_inline int handle_set_state(struct sock *sk, int oldstate, int n
 		return 0;
 	if (!netns_wanted(sk_netns(sk)))
 		return 0;
-	/* Always generate the cookie here: a passively opened child is
-	 * cloned in softirq, and this is its first BTF-typed sighting. */
-	cookie = bpf_get_socket_cookie(sk);
-	o = owner_get(sk, cookie);
+	/* On the BTF rung, always generate the cookie here: a passively
+	 * opened child is cloned in softirq, and this is its first sighting. */
+	cookie = tcp_cookie(sk, classic);
+	o = tcp_owner(sk, cookie, classic);
 	now = bpf_ktime_get_boot_ns();
 
 	if (o) {
@@ -124,16 +148,24 @@ static __always_inline int handle_set_state(struct sock *sk, int oldstate, int n
 		break;
 	}
 	event_submit(ev);
+	if (classic && newstate == TCP_CLOSE && cookie)
+		bpf_map_delete_elem(&pl_owners_by_cookie, &cookie);
 	return 0;
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tp_btf__inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 {
-	return handle_set_state(sk, oldstate, newstate);
+	return handle_set_state(sk, oldstate, newstate, false);
 }
 
-static __always_inline int handle_retransmit(struct sock *sk)
+SEC("tracepoint/sock/inet_sock_set_state")
+int tracepoint__sock__inet_sock_set_state(struct inet_sock_set_state_ctx *ctx)
+{
+	return handle_set_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, true);
+}
+
+static __always_inline int handle_retransmit(struct sock *sk, const bool classic)
 {
 	struct pl_event *ev;
 	struct pl_owner *o;
@@ -144,8 +176,8 @@ static __always_inline int handle_retransmit(struct sock *sk)
 		return 0;
 	if (!netns_wanted(sk_netns(sk)))
 		return 0;
-	cookie = bpf_get_socket_cookie(sk);
-	o = owner_get(sk, cookie);
+	cookie = tcp_cookie(sk, classic);
+	o = tcp_owner(sk, cookie, classic);
 	ev = event_reserve(PL_EV_RETRANSMIT);
 	if (!ev)
 		return 0;
@@ -166,5 +198,11 @@ static __always_inline int handle_retransmit(struct sock *sk)
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(tp_btf__tcp_retransmit_skb, struct sock *sk)
 {
-	return handle_retransmit(sk);
+	return handle_retransmit(sk, false);
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tracepoint__tcp__tcp_retransmit_skb(struct tcp_retransmit_skb_ctx *ctx)
+{
+	return handle_retransmit((struct sock *)ctx->skaddr, true);
 }

@@ -156,4 +156,23 @@ struct syscall_exit_ctx {
 	long ret;
 };
 
+/*
+ * Contexts of the classic TCP tracepoints (the fallback rung). Only the leading
+ * fields are declared; their offsets have not changed since the tracepoints were
+ * added (inet_sock_set_state 4.16, tcp_retransmit_skb 4.15), see the `format`
+ * files under /sys/kernel/tracing/events/{sock,tcp}/.
+ */
+struct inet_sock_set_state_ctx {
+	__u64 common;
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+};
+
+struct tcp_retransmit_skb_ctx {
+	__u64 common;
+	const void *skbaddr;
+	const void *skaddr;
+};
+
 #endif /* PL_VMLINUX_H */
