@@ -21,41 +21,27 @@ const SOURCES: &[&str] = &[
     "vmlinux.h",
 ];
 
-const PACKAGES_HINT: &str =
-    "install them with: apt-get install clang-19 libbpf-dev linux-libc-dev \
+const PACKAGES_HINT: &str = "install them with: apt-get install clang-19 libbpf-dev linux-libc-dev \
      (or set CLANG to a clang >= 14 that has the BPF target)";
 
 fn main() {
-    let src =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-            .join("src/bpf");
-    let out =
-        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("packetless.bpf.o");
+    let src = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("src/bpf");
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("packetless.bpf.o");
     for file in SOURCES {
         println!("cargo:rerun-if-changed={}", src.join(file).display());
     }
     println!("cargo:rerun-if-env-changed=CLANG");
 
-    let clang = find_clang().unwrap_or_else(|| {
-        fail(&format!(
-            "no clang found to build the eBPF programs; {PACKAGES_HINT}"
-        ))
-    });
+    let clang =
+        find_clang().unwrap_or_else(|| fail(&format!("no clang found to build the eBPF programs; {PACKAGES_HINT}")));
     let libbpf_include = ["/usr/include", "/usr/local/include"]
         .iter()
         .map(Path::new)
         .find(|dir| dir.join("bpf/bpf_helpers.h").exists())
-        .unwrap_or_else(|| {
-            fail(&format!(
-                "libbpf headers (bpf/bpf_helpers.h) not found; {PACKAGES_HINT}"
-            ))
-        });
+        .unwrap_or_else(|| fail(&format!("libbpf headers (bpf/bpf_helpers.h) not found; {PACKAGES_HINT}")));
     let multiarch = multiarch_include();
     if !multiarch.join("asm/types.h").exists() && !Path::new("/usr/include/asm/types.h").exists() {
-        fail(&format!(
-            "kernel UAPI headers (asm/types.h) not found in {}; {PACKAGES_HINT}",
-            multiarch.display()
-        ));
+        fail(&format!("kernel UAPI headers (asm/types.h) not found in {}; {PACKAGES_HINT}", multiarch.display()));
     }
 
     let output = Command::new(&clang)
@@ -70,10 +56,7 @@ fn main() {
         .output()
         .unwrap_or_else(|e| fail(&format!("running {clang}: {e}; {PACKAGES_HINT}")));
     if !output.status.success() {
-        fail(&format!(
-            "{clang} failed to build the eBPF object:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
+        fail(&format!("{clang} failed to build the eBPF object:\n{}", String::from_utf8_lossy(&output.stderr)));
     }
 }
 
@@ -87,14 +70,9 @@ fn find_clang() -> Option<String> {
     if let Some(clang) = env::var_os("CLANG") {
         return Some(clang.to_string_lossy().into_owned());
     }
-    let names = (14..=22)
-        .rev()
-        .map(|v| format!("clang-{v}"))
-        .chain(std::iter::once("clang".to_owned()));
+    let names = (14..=22).rev().map(|v| format!("clang-{v}")).chain(std::iter::once("clang".to_owned()));
     let path = env::var_os("PATH")?;
-    names
-        .into_iter()
-        .find(|name| env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+    names.into_iter().find(|name| env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }
 
 /// Debian keeps `asm/*.h` under a per-architecture directory.

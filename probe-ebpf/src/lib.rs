@@ -10,8 +10,7 @@
 pub mod abi;
 
 /// The compiled eBPF object (ELF, BPF target, with BTF for CO-RE relocations).
-pub static OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/packetless.bpf.o"));
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/packetless.bpf.o"));
 
 /// Name of every program in [`OBJECT`], as aya knows them (the C function names).
 pub mod programs {

@@ -54,9 +54,7 @@ pub struct Tracer {
 
 impl std::fmt::Debug for Tracer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracer")
-            .field("loaded", &self.loaded)
-            .finish_non_exhaustive()
+        f.debug_struct("Tracer").field("loaded", &self.loaded).finish_non_exhaustive()
     }
 }
 
@@ -76,14 +74,7 @@ impl Tracer {
         let (tx, events) = mpsc::channel(queue);
         let (stop, stop_rx) = watch::channel(false);
         let reader = tokio::spawn(source.run(tx, stop_rx));
-        Ok(Self {
-            events,
-            loaded,
-            stats,
-            counters,
-            stop,
-            reader,
-        })
+        Ok(Self { events, loaded, stats, counters, stop, reader })
     }
 
     /// Hooks attached, as `kind/name`.
@@ -95,11 +86,7 @@ impl Tracer {
     /// Kernel-side counters by name, summed over CPUs.
     #[must_use]
     pub fn kernel_stats(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        self.stats
-            .read()
-            .into_iter()
-            .map(|(s, v)| (s.name(), v))
-            .collect()
+        self.stats.read().into_iter().map(|(s, v)| (s.name(), v)).collect()
     }
 
     /// Tells the reader to drain what the kernel wrote and stop; the event channel
@@ -126,20 +113,12 @@ impl Tracer {
 ///
 /// # Errors
 /// [`AppError`] when the kernel side cannot start or output cannot be written.
-pub async fn watch<W>(
-    config: WatchConfig,
-    shutdown: impl Future<Output = ()>,
-    out: W,
-) -> Result<WatchStats, AppError>
+pub async fn watch<W>(config: WatchConfig, shutdown: impl Future<Output = ()>, out: W) -> Result<WatchStats, AppError>
 where
     W: Write + Send + 'static,
 {
     let mut tracer = Tracer::start(&config.loader, config.queue)?;
-    info!(
-        hooks = tracer.attached().len(),
-        degraded = tracer.loaded.degraded.len(),
-        "tracing"
-    );
+    info!(hooks = tracer.attached().len(), degraded = tracer.loaded.degraded.len(), "tracing");
     let events = std::mem::replace(&mut tracer.events, mpsc::channel(1).1);
     let filter = config.filter;
     let json = config.json;
@@ -149,26 +128,16 @@ where
     info!("stopping: draining events");
     tracer.stop();
     let reader_result = (&mut tracer.reader).await;
-    let (mut out, printed) = printer
-        .await
-        .map_err(|e| AppError::Output(io::Error::other(e)))?
-        .map_err(AppError::Output)?;
+    let (mut out, printed) =
+        printer.await.map_err(|e| AppError::Output(io::Error::other(e)))?.map_err(AppError::Output)?;
     if let Ok(Err(e)) = reader_result {
         return Err(AppError::Source(e));
     }
 
     let (received, decode_errors, channel_full) = tracer.source_counts();
-    let stats = WatchStats {
-        kernel: tracer.kernel_stats(),
-        received,
-        decode_errors,
-        channel_full,
-        printed,
-    };
+    let stats = WatchStats { kernel: tracer.kernel_stats(), received, decode_errors, channel_full, printed };
     if json {
-        write_stats_json(&mut out, &stats)
-            .and_then(|()| out.flush())
-            .map_err(AppError::Output)?;
+        write_stats_json(&mut out, &stats).and_then(|()| out.flush()).map_err(AppError::Output)?;
     } else {
         let mut err = io::stderr().lock();
         write_stats_text(&mut err, &stats).map_err(AppError::Output)?;
@@ -192,18 +161,8 @@ fn print_events<W: Write>(
         if closed || !filter.accepts(&ev) {
             continue;
         }
-        let written = if json {
-            write_json(&mut out, &ev)
-        } else {
-            write_text(&mut out, &ev)
-        };
-        let flushed = written.and_then(|()| {
-            if events.is_empty() {
-                out.flush()
-            } else {
-                Ok(())
-            }
-        });
+        let written = if json { write_json(&mut out, &ev) } else { write_text(&mut out, &ev) };
+        let flushed = written.and_then(|()| if events.is_empty() { out.flush() } else { Ok(()) });
         match flushed {
             Ok(()) => printed += 1,
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => closed = true,

@@ -6,12 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// packetless: a packetless network-flow probe. eBPF programs follow every TCP and
 /// UDP socket in the kernel and say which process made each connection.
 #[derive(Debug, Parser)]
-#[command(
-    name = "packetless",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "packetless", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
@@ -19,13 +14,7 @@ pub struct Cli {
 
     /// Log level for messages on stderr: error, warn, info, debug, trace, or a
     /// tracing filter such as `packetless=debug`.
-    #[arg(
-        long,
-        global = true,
-        env = "PACKETLESS_LOG",
-        default_value = "info",
-        value_name = "LEVEL"
-    )]
+    #[arg(long, global = true, env = "PACKETLESS_LOG", default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
 }
 
@@ -51,10 +40,7 @@ pub enum Command {
 
 /// Options of `packetless watch`.
 #[derive(Debug, Args)]
-#[allow(
-    clippy::struct_excessive_bools,
-    reason = "each bool is one independent command-line switch"
-)]
+#[allow(clippy::struct_excessive_bools, reason = "each bool is one independent command-line switch")]
 pub struct WatchArgs {
     /// Show TCP events only (with -u: both).
     #[arg(short = 't', long = "tcp")]

@@ -64,11 +64,7 @@ impl WatchConfig {
         }
         Ok(Self {
             loader: LoaderConfig {
-                netns: args
-                    .netns
-                    .iter()
-                    .map(|s| netns_inode(s))
-                    .collect::<Result<_, _>>()?,
+                netns: args.netns.iter().map(|s| netns_inode(s)).collect::<Result<_, _>>()?,
                 udp: filter.udp,
                 ring_buffer_bytes: parse_ring_buffer_size(&args.ring_buffer_size)?,
                 tcp_hooks: match args.tcp_hooks {
@@ -89,10 +85,7 @@ impl WatchConfig {
 /// # Errors
 /// [`ConfigError::Netns`] when it does not exist or is not a network namespace.
 pub fn netns_inode(spec: &str) -> Result<u32, ConfigError> {
-    let err = |reason: String| ConfigError::Netns {
-        spec: spec.to_owned(),
-        reason,
-    };
+    let err = |reason: String| ConfigError::Netns { spec: spec.to_owned(), reason };
     if let Ok(inode) = spec.parse::<u32>() {
         return Ok(inode);
     }
@@ -104,18 +97,16 @@ pub fn netns_inode(spec: &str) -> Result<u32, ConfigError> {
         Path::new("/var/run/netns").join(spec)
     };
     let meta = std::fs::metadata(&path).map_err(|e| {
-        err(format!("cannot open {}: {e} (expected self, a name listed by `ip netns`, /proc/PID/ns/net, or an inode)", path.display()))
+        err(format!(
+            "cannot open {}: {e} (expected self, a name listed by `ip netns`, /proc/PID/ns/net, or an inode)",
+            path.display()
+        ))
     })?;
     // nsfs inodes live on the nsfs device; a plain file would give a meaningless inode.
     let link = std::fs::read_link(&path).ok();
-    let is_nsfs_link = link
-        .as_ref()
-        .is_some_and(|l| l.to_string_lossy().starts_with("net:["));
+    let is_nsfs_link = link.as_ref().is_some_and(|l| l.to_string_lossy().starts_with("net:["));
     if !is_nsfs_link && !is_nsfs_mount(&path) {
-        return Err(err(format!(
-            "{} is not a network namespace",
-            path.display()
-        )));
+        return Err(err(format!("{} is not a network namespace", path.display())));
     }
     u32::try_from(meta.ino()).map_err(|_| err("namespace inode does not fit 32 bits".to_owned()))
 }
@@ -130,10 +121,7 @@ fn is_nsfs_mount(path: &Path) -> bool {
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &raw mut st) };
-    #[allow(
-        clippy::useless_conversion,
-        reason = "f_type is i64 on x86_64 but differs on other targets"
-    )]
+    #[allow(clippy::useless_conversion, reason = "f_type is i64 on x86_64 but differs on other targets")]
     let magic = i64::from(st.f_type);
     rc == 0 && magic == NSFS_MAGIC
 }
@@ -143,18 +131,13 @@ fn is_nsfs_mount(path: &Path) -> bool {
 /// # Errors
 /// [`ConfigError::RingBufferSize`] when malformed, too small or not a power of two.
 pub fn parse_ring_buffer_size(value: &str) -> Result<u32, ConfigError> {
-    let err = |reason| ConfigError::RingBufferSize {
-        value: value.to_owned(),
-        reason,
-    };
+    let err = |reason| ConfigError::RingBufferSize { value: value.to_owned(), reason };
     let (digits, multiplier) = match value.trim().to_ascii_uppercase() {
         v if v.ends_with('M') => (v.trim_end_matches('M').to_owned(), 1u64 << 20),
         v if v.ends_with('K') => (v.trim_end_matches('K').to_owned(), 1u64 << 10),
         v => (v, 1),
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| err("expected a number of bytes, optionally with K or M"))?;
+    let n: u64 = digits.parse().map_err(|_| err("expected a number of bytes, optionally with K or M"))?;
     let bytes = n.checked_mul(multiplier).ok_or_else(|| err("too large"))?;
     if bytes < 4096 {
         return Err(err("must be at least 4096 bytes"));
@@ -174,18 +157,9 @@ mod tests {
         assert_eq!(parse_ring_buffer_size("16M").unwrap(), 16 << 20);
         assert_eq!(parse_ring_buffer_size("256k").unwrap(), 256 << 10);
         assert_eq!(parse_ring_buffer_size("8192").unwrap(), 8192);
-        assert!(parse_ring_buffer_size("3M")
-            .unwrap_err()
-            .to_string()
-            .contains("power of two"));
-        assert!(parse_ring_buffer_size("1024")
-            .unwrap_err()
-            .to_string()
-            .contains("at least 4096"));
-        assert!(parse_ring_buffer_size("lots")
-            .unwrap_err()
-            .to_string()
-            .starts_with("--ring-buffer-size lots"));
+        assert!(parse_ring_buffer_size("3M").unwrap_err().to_string().contains("power of two"));
+        assert!(parse_ring_buffer_size("1024").unwrap_err().to_string().contains("at least 4096"));
+        assert!(parse_ring_buffer_size("lots").unwrap_err().to_string().starts_with("--ring-buffer-size lots"));
     }
 
     #[test]
@@ -193,13 +167,9 @@ mod tests {
         let own = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
         assert_eq!(u64::from(netns_inode("self").unwrap()), own);
         assert_eq!(netns_inode("4026531840").unwrap(), 4_026_531_840);
-        let e = netns_inode("no-such-namespace-here")
-            .unwrap_err()
-            .to_string();
+        let e = netns_inode("no-such-namespace-here").unwrap_err().to_string();
         assert!(
-            e.starts_with(
-                "--netns no-such-namespace-here: cannot open /var/run/netns/no-such-namespace-here"
-            ),
+            e.starts_with("--netns no-such-namespace-here: cannot open /var/run/netns/no-such-namespace-here"),
             "{e}"
         );
         let e = netns_inode("/etc/hostname").unwrap_err().to_string();

@@ -10,9 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{
-    BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, SockOps, TracePoint,
-};
+use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, SockOps, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use packetless_ebpf::abi::Stat;
 use packetless_ebpf::{globals, maps, programs};
@@ -351,14 +349,8 @@ impl Loaded {
     /// # Errors
     /// When the map is missing or was already taken.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
-        let map = self
-            .ebpf
-            .take_map(maps::EVENTS)
-            .ok_or(LoadError::MissingMap(maps::EVENTS))?;
-        RingBuf::try_from(map).map_err(|source| LoadError::Map {
-            name: maps::EVENTS,
-            source,
-        })
+        let map = self.ebpf.take_map(maps::EVENTS).ok_or(LoadError::MissingMap(maps::EVENTS))?;
+        RingBuf::try_from(map).map_err(|source| LoadError::Map { name: maps::EVENTS, source })
     }
 
     /// Takes the kernel-side loss counters (once).
@@ -366,14 +358,8 @@ impl Loaded {
     /// # Errors
     /// When the map is missing or was already taken.
     pub fn take_stats(&mut self) -> Result<KernelStats, LoadError> {
-        let map = self
-            .ebpf
-            .take_map(maps::STATS)
-            .ok_or(LoadError::MissingMap(maps::STATS))?;
-        let array = PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
-            name: maps::STATS,
-            source,
-        })?;
+        let map = self.ebpf.take_map(maps::STATS).ok_or(LoadError::MissingMap(maps::STATS))?;
+        let array = PerCpuArray::try_from(map).map_err(|source| LoadError::Map { name: maps::STATS, source })?;
         Ok(KernelStats { array })
     }
 }
@@ -414,29 +400,20 @@ impl KernelStats {
 pub fn load(config: &LoaderConfig) -> Result<Loaded, LoadError> {
     check_privileges()?;
     raise_memlock_limit();
-    let btf = Btf::from_sys_fs().map_err(|e| LoadError::NoBtf {
-        path: "/sys/kernel/btf/vmlinux",
-        source: io::Error::other(e.to_string()),
-    })?;
+    let btf = Btf::from_sys_fs()
+        .map_err(|e| LoadError::NoBtf { path: "/sys/kernel/btf/vmlinux", source: io::Error::other(e.to_string()) })?;
     ensure_tracefs()?;
     let cgroup_root = cgroup2_root().ok_or(LoadError::NoCgroup2)?;
-    let cgroup = File::open(&cgroup_root).map_err(|source| LoadError::CgroupOpen {
-        path: cgroup_root.clone(),
-        source,
-    })?;
+    let cgroup =
+        File::open(&cgroup_root).map_err(|source| LoadError::CgroupOpen { path: cgroup_root.clone(), source })?;
     match config.tcp_hooks {
-        TcpHooks::Btf => {
-            load_rung(config, TcpHooks::Btf, &btf, &cgroup).map_err(RungError::into_inner)
-        }
-        TcpHooks::Tracepoint => {
-            load_rung(config, TcpHooks::Tracepoint, &btf, &cgroup).map_err(RungError::into_inner)
-        }
+        TcpHooks::Btf => load_rung(config, TcpHooks::Btf, &btf, &cgroup).map_err(RungError::into_inner),
+        TcpHooks::Tracepoint => load_rung(config, TcpHooks::Tracepoint, &btf, &cgroup).map_err(RungError::into_inner),
         TcpHooks::Auto => match load_rung(config, TcpHooks::Btf, &btf, &cgroup) {
             Ok(loaded) => Ok(loaded),
             Err(RungError::RungUnavailable(reason)) => {
                 warn!(reason = %reason, "BTF tracepoints refused; tracing TCP with classic tracepoints");
-                load_rung(config, TcpHooks::Tracepoint, &btf, &cgroup)
-                    .map_err(RungError::into_inner)
+                load_rung(config, TcpHooks::Tracepoint, &btf, &cgroup).map_err(RungError::into_inner)
             }
             Err(RungError::Other(e)) => Err(e),
         },
@@ -464,12 +441,7 @@ impl From<LoadError> for RungError {
     }
 }
 
-fn load_rung(
-    config: &LoaderConfig,
-    rung: TcpHooks,
-    btf: &Btf,
-    cgroup: &File,
-) -> Result<Loaded, RungError> {
+fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) -> Result<Loaded, RungError> {
     let classic = rung == TcpHooks::Tracepoint;
     let filter_netns: u32 = u32::from(!config.netns.is_empty());
     let trace_udp: u32 = u32::from(config.udp);
@@ -481,27 +453,16 @@ fn load_rung(
         .override_global(globals::CLASSIC_TCP, &classic_tcp, true)
         .map_max_entries(maps::EVENTS, config.ring_buffer_bytes)
         // The cookie-keyed owner map is preallocated: keep it tiny when unused.
-        .map_max_entries(
-            maps::OWNERS_BY_COOKIE,
-            if classic { OWNERS_BY_COOKIE_ENTRIES } else { 1 },
-        )
+        .map_max_entries(maps::OWNERS_BY_COOKIE, if classic { OWNERS_BY_COOKIE_ENTRIES } else { 1 })
         .load(packetless_ebpf::OBJECT)
         .map_err(|e| LoadError::Object(Box::new(e)))?;
 
     if !config.netns.is_empty() {
-        let map = ebpf
-            .map_mut(maps::NETNS)
-            .ok_or(LoadError::MissingMap(maps::NETNS))?;
+        let map = ebpf.map_mut(maps::NETNS).ok_or(LoadError::MissingMap(maps::NETNS))?;
         let mut netns: BpfHashMap<_, u32, u8> =
-            BpfHashMap::try_from(map).map_err(|source| LoadError::Map {
-                name: maps::NETNS,
-                source,
-            })?;
+            BpfHashMap::try_from(map).map_err(|source| LoadError::Map { name: maps::NETNS, source })?;
         for inode in &config.netns {
-            netns.insert(inode, 1, 0).map_err(|source| LoadError::Map {
-                name: maps::NETNS,
-                source,
-            })?;
+            netns.insert(inode, 1, 0).map_err(|source| LoadError::Map { name: maps::NETNS, source })?;
         }
     }
 
@@ -530,12 +491,7 @@ fn load_rung(
         }
     }
     info!(rung = rung.name(), "TCP hooks");
-    Ok(Loaded {
-        ebpf,
-        attached,
-        degraded,
-        tcp_rung: rung,
-    })
+    Ok(Loaded { ebpf, attached, degraded, tcp_rung: rung })
 }
 
 /// Entries of the cookie-keyed owner map on the classic rung: live TCP sockets
@@ -554,20 +510,17 @@ fn attach_one(ebpf: &mut Ebpf, spec: &HookSpec, btf: &Btf, cgroup: &File) -> Res
         hook: hook.clone(),
         reason: program_error_reason(&e),
     };
-    let program = ebpf
-        .program_mut(spec.program)
-        .ok_or_else(|| LoadError::ProgramLoad {
-            program: spec.program,
-            hook: hook.clone(),
-            reason: "not found in the eBPF object (build mismatch)".to_owned(),
-        })?;
+    let program = ebpf.program_mut(spec.program).ok_or_else(|| LoadError::ProgramLoad {
+        program: spec.program,
+        hook: hook.clone(),
+        reason: "not found in the eBPF object (build mismatch)".to_owned(),
+    })?;
     // The cgroup program types share load-then-attach-to-the-root but no trait.
     macro_rules! load_attach_cgroup {
         ($ty:ty) => {{
             let p: &mut $ty = program.try_into().map_err(load_err)?;
             p.load().map_err(load_err)?;
-            p.attach(cgroup, CgroupAttachMode::Single)
-                .map_err(attach_err)?;
+            p.attach(cgroup, CgroupAttachMode::Single).map_err(attach_err)?;
         }};
     }
     match spec.hook {
@@ -599,11 +552,7 @@ fn program_error_reason(error: &ProgramError) -> String {
     if lines.len() <= TAIL_LINES {
         return text;
     }
-    format!(
-        "{}\n  ...\n{}",
-        lines[0],
-        lines[lines.len() - TAIL_LINES..].join("\n")
-    )
+    format!("{}\n  ...\n{}", lines[0], lines[lines.len() - TAIL_LINES..].join("\n"))
 }
 
 /// Capability numbers from linux/capability.h.
@@ -635,9 +584,7 @@ fn check_privileges() -> Result<(), LoadError> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(LoadError::Privileges {
-            missing: missing.join(", "),
-        })
+        Err(LoadError::Privileges { missing: missing.join(", ") })
     }
 }
 
@@ -648,19 +595,13 @@ fn effective_capabilities() -> Option<u64> {
 
 /// The `CapEff:` line of `/proc/<pid>/status`.
 fn parse_cap_eff(status: &str) -> Option<u64> {
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))?
-        .trim();
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
     u64::from_str_radix(hex, 16).ok()
 }
 
 /// Kernels before 5.11 charge BPF memory to `RLIMIT_MEMLOCK`; later ones ignore it.
 fn raise_memlock_limit() {
-    let limit = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
+    let limit = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
     // SAFETY: setrlimit reads the struct we pass and has no other effect on memory.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &raw const limit) } != 0 {
         tracing::debug!(error = %io::Error::last_os_error(), "could not raise RLIMIT_MEMLOCK (only matters before 5.11)");
@@ -678,19 +619,9 @@ fn ensure_tracefs() -> Result<(), LoadError> {
     let source = c"tracefs";
     let target = c"/sys/kernel/tracing";
     // SAFETY: all pointers are valid NUL-terminated strings; data may be NULL.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            source.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
+    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), source.as_ptr(), 0, std::ptr::null()) };
     if rc != 0 {
-        return Err(LoadError::Tracefs {
-            source: io::Error::last_os_error(),
-        });
+        return Err(LoadError::Tracefs { source: io::Error::last_os_error() });
     }
     info!(path = TRACEFS, "mounted tracefs");
     Ok(())
@@ -723,15 +654,8 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let value = bytes[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let value = bytes[i + 1..i + 4].iter().fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
             out.push(u8::try_from(value).unwrap_or(b'?'));
             i += 4;
         } else {
@@ -753,29 +677,20 @@ mod tests {
 26 25 0:23 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
 33 25 0:30 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
-        assert_eq!(
-            parse_cgroup2_mount(mountinfo),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
+        assert_eq!(parse_cgroup2_mount(mountinfo), Some(PathBuf::from("/sys/fs/cgroup/unified")));
     }
 
     #[test]
     fn cgroup2_mount_is_found_in_a_pure_layout_and_unescaped() {
         let mountinfo = "30 1 0:26 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n\
                          31 1 0:27 / /mnt/my\\040cg rw - cgroup2 none rw\n";
-        assert_eq!(
-            parse_cgroup2_mount(mountinfo),
-            Some(PathBuf::from("/sys/fs/cgroup"))
-        );
+        assert_eq!(parse_cgroup2_mount(mountinfo), Some(PathBuf::from("/sys/fs/cgroup")));
         assert_eq!(unescape_mountinfo("/mnt/my\\040cg"), "/mnt/my cg");
     }
 
     #[test]
     fn no_cgroup2_mount_gives_none() {
-        assert_eq!(
-            parse_cgroup2_mount("26 25 0:23 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"),
-            None
-        );
+        assert_eq!(parse_cgroup2_mount("26 25 0:23 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"), None);
     }
 
     #[test]

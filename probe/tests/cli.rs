@@ -12,10 +12,7 @@ use packetless_tests::{kernel_tests_enabled, EVENT_TIMEOUT};
 const EXE: &str = env!("CARGO_BIN_EXE_packetless");
 
 fn run(args: &[&str]) -> Output {
-    Command::new(EXE)
-        .args(args)
-        .output()
-        .expect("running packetless")
+    Command::new(EXE).args(args).output().expect("running packetless")
 }
 
 #[test]
@@ -23,16 +20,8 @@ fn help_documents_the_watch_filters_and_json() {
     let out = run(&["watch", "--help"]);
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for flag in [
-        "-t, --tcp",
-        "-u, --udp",
-        "-i, --in",
-        "-o, --out",
-        "-r, --retr",
-        "-c, --tcpclose",
-        "--json",
-        "--netns",
-    ] {
+    for flag in ["-t, --tcp", "-u, --udp", "-i, --in", "-o, --out", "-r, --retr", "-c, --tcpclose", "--json", "--netns"]
+    {
         assert!(help.contains(flag), "watch --help lacks {flag}:\n{help}");
     }
 }
@@ -42,16 +31,11 @@ fn a_bad_value_exits_2_naming_the_flag() {
     let out = run(&["watch", "--ring-buffer-size", "3M"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("--ring-buffer-size 3M: must be a power of two"),
-        "{err}"
-    );
+    assert!(err.contains("--ring-buffer-size 3M: must be a power of two"), "{err}");
 
     let out = run(&["watch", "--netns", "no-such-ns-anywhere"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8(out.stderr)
-        .unwrap()
-        .contains("--netns no-such-ns-anywhere"));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("--netns no-such-ns-anywhere"));
 }
 
 #[test]
@@ -69,14 +53,8 @@ fn missing_capabilities_are_named_and_exit_2() {
     };
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        err.contains("insufficient privileges: missing CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN"),
-        "{err}"
-    );
-    assert!(
-        err.contains("Run packetless as root"),
-        "the message says how to fix it: {err}"
-    );
+    assert!(err.contains("insufficient privileges: missing CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN"), "{err}");
+    assert!(err.contains("Run packetless as root"), "the message says how to fix it: {err}");
 }
 
 /// A running `packetless watch` with its stdout lines delivered through a channel.
@@ -114,9 +92,7 @@ impl Watch {
                 }
             }
         });
-        ready_rx
-            .recv_timeout(EVENT_TIMEOUT)
-            .expect("packetless watch did not start tracing");
+        ready_rx.recv_timeout(EVENT_TIMEOUT).expect("packetless watch did not start tracing");
         Self { child, lines }
     }
 
@@ -170,17 +146,7 @@ fn watch_json_prints_events_and_a_stats_line_on_sigterm() {
     assert_eq!(v["proto"], "tcp");
     assert_eq!(v["ip_version"], 4);
     assert_eq!(v["remote_ip"], "127.0.0.1");
-    for key in [
-        "tid",
-        "comm",
-        "uid",
-        "gid",
-        "cgroup_id",
-        "netns",
-        "cookie",
-        "ts",
-        "latency_us",
-    ] {
+    for key in ["tid", "comm", "uid", "gid", "cgroup_id", "netns", "cookie", "ts", "latency_us"] {
         assert!(v.get(key).is_some(), "connect line lacks {key}: {line}");
     }
     let (code, rest) = watch.terminate();
@@ -200,18 +166,13 @@ fn watch_text_with_filters_shows_only_the_chosen_kinds() {
     let watch = Watch::start(&["-t", "-o"]);
     let port = loopback_connection();
     let pid = std::process::id();
-    let line = watch.line_where("our connect", |l| {
-        l.contains(&format!("127.0.0.1:{port} -> "))
-    });
+    let line = watch.line_where("our connect", |l| l.contains(&format!("127.0.0.1:{port} -> ")));
     assert!(line.contains("[connect][IPv4/TCP]"), "{line}");
     assert!(line.contains(&format!("[pid/tid: {pid}/")), "{line}");
     assert!(line.contains("[latency: "), "{line}");
     let (code, rest) = watch.terminate();
     assert_eq!(code, Some(0));
     for l in &rest {
-        assert!(
-            l.contains("[connect]") || l.contains("[connect_failed]"),
-            "-o -t shows only outgoing TCP events: {l}"
-        );
+        assert!(l.contains("[connect]") || l.contains("[connect_failed]"), "-o -t shows only outgoing TCP events: {l}");
     }
 }

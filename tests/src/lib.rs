@@ -34,10 +34,7 @@ pub fn kernel_tests_enabled(test: &str) -> bool {
     if root {
         return true;
     }
-    assert!(
-        !in_ci(),
-        "{test}: CI=true but not running as root: kernel tests cannot run"
-    );
+    assert!(!in_ci(), "{test}: CI=true but not running as root: kernel tests cannot run");
     eprintln!("skipping {test}: kernel tests need root (eBPF, network namespaces)");
     false
 }
@@ -47,16 +44,9 @@ pub fn kernel_tests_enabled(test: &str) -> bool {
 #[must_use]
 pub fn peer_exe() -> std::path::PathBuf {
     let test_exe = std::env::current_exe().expect("current_exe");
-    let dir = test_exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("target/<profile>/deps/..");
+    let dir = test_exe.parent().and_then(std::path::Path::parent).expect("target/<profile>/deps/..");
     let exe = dir.join("pl-peer");
-    assert!(
-        exe.is_file(),
-        "{} is missing: run the tests with cargo test -p packetless-tests",
-        exe.display()
-    );
+    assert!(exe.is_file(), "{} is missing: run the tests with cargo test -p packetless-tests", exe.display());
     exe
 }
 
@@ -95,31 +85,13 @@ impl Peer {
             .unwrap_or_else(|e| panic!("spawning pl-peer {args:?}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("reading READY line");
+        BufReader::new(stdout).read_line(&mut line).expect("reading READY line");
         let mut parts = line.split_whitespace();
-        assert_eq!(
-            parts.next(),
-            Some("READY"),
-            "pl-peer {args:?} did not get ready (printed {line:?})"
-        );
-        let port = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("port in READY line");
-        let pid = parts
-            .next()
-            .and_then(|p| p.parse().ok())
-            .expect("pid in READY line");
+        assert_eq!(parts.next(), Some("READY"), "pl-peer {args:?} did not get ready (printed {line:?})");
+        let port = parts.next().and_then(|p| p.parse().ok()).expect("port in READY line");
+        let pid = parts.next().and_then(|p| p.parse().ok()).expect("pid in READY line");
         let stdin = child.stdin.take();
-        Self {
-            child,
-            stdin,
-            port,
-            pid,
-            args: args.join(" "),
-        }
+        Self { child, stdin, port, pid, args: args.join(" ") }
     }
 
     /// Lets a `tcp-hold` peer close its connection.
@@ -150,10 +122,7 @@ impl Drop for Peer {
 
 /// Runs a command, panicking with its output when it fails.
 pub fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
     assert!(
         out.status.success(),
         "{program} {} failed: {}{}",
@@ -198,39 +167,14 @@ impl Netns {
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         let _ = Command::new("ip").args(["link", "del", &host_if]).output();
         run("ip", &["netns", "add", &name]);
-        let mut ns = Self {
-            inode: 0,
-            name,
-            host_ip,
-            ns_ip,
-            host_if,
-        };
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &ns.host_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &ns_if,
-                "netns",
-                &ns.name,
-            ],
-        );
-        run(
-            "ip",
-            &["addr", "add", &format!("{host_ip}/30"), "dev", &ns.host_if],
-        );
+        let mut ns = Self { inode: 0, name, host_ip, ns_ip, host_if };
+        run("ip", &["link", "add", &ns.host_if, "type", "veth", "peer", "name", &ns_if, "netns", &ns.name]);
+        run("ip", &["addr", "add", &format!("{host_ip}/30"), "dev", &ns.host_if]);
         run("ip", &["link", "set", &ns.host_if, "up"]);
         ns.exec(&["ip", "addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if]);
         ns.exec(&["ip", "link", "set", &ns_if, "up"]);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
-        let inode = std::fs::metadata(format!("/var/run/netns/{}", ns.name))
-            .expect("netns file")
-            .ino();
+        let inode = std::fs::metadata(format!("/var/run/netns/{}", ns.name)).expect("netns file").ino();
         ns.inode = u32::try_from(inode).expect("inode fits u32");
         ns
     }
@@ -251,22 +195,13 @@ impl Default for Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .output();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
 }
 
 /// Inode of the test process's own network namespace.
 #[must_use]
 pub fn own_netns() -> u32 {
-    u32::try_from(
-        std::fs::metadata("/proc/self/ns/net")
-            .expect("/proc/self/ns/net")
-            .ino(),
-    )
-    .expect("inode fits u32")
+    u32::try_from(std::fs::metadata("/proc/self/ns/net").expect("/proc/self/ns/net").ino()).expect("inode fits u32")
 }

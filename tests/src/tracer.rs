@@ -12,12 +12,7 @@ use crate::EVENT_TIMEOUT;
 /// The default loader settings of a test: every namespace, UDP on, a large ring.
 #[must_use]
 pub fn loader_config() -> LoaderConfig {
-    LoaderConfig {
-        netns: Vec::new(),
-        udp: true,
-        ring_buffer_bytes: 64 << 20,
-        tcp_hooks: TcpHooks::Auto,
-    }
+    LoaderConfig { netns: Vec::new(), udp: true, ring_buffer_bytes: 64 << 20, tcp_hooks: TcpHooks::Auto }
 }
 
 /// A tracer on the real kernel plus every event it delivered so far.
@@ -32,22 +27,13 @@ impl Events {
     /// (the caller checked [`kernel_tests_enabled`]).
     #[must_use]
     pub fn start(config: &LoaderConfig) -> Self {
-        let tracer = Tracer::start(config, 1 << 20)
-            .unwrap_or_else(|e| panic!("eBPF tracer failed to start: {e}"));
-        Self {
-            tracer,
-            seen: Vec::new(),
-        }
+        let tracer = Tracer::start(config, 1 << 20).unwrap_or_else(|e| panic!("eBPF tracer failed to start: {e}"));
+        Self { tracer, seen: Vec::new() }
     }
 
     /// Waits until `count` events match `pred` (counting those already seen), or
     /// panics after [`EVENT_TIMEOUT`] naming `what` and showing the near misses.
-    pub async fn wait_n(
-        &mut self,
-        what: &str,
-        count: usize,
-        pred: impl Fn(&SocketEvent) -> bool,
-    ) -> Vec<SocketEvent> {
+    pub async fn wait_n(&mut self, what: &str, count: usize, pred: impl Fn(&SocketEvent) -> bool) -> Vec<SocketEvent> {
         let deadline = Instant::now() + EVENT_TIMEOUT;
         loop {
             let matched: Vec<SocketEvent> = self.seen.iter().filter(|e| pred(e)).cloned().collect();
@@ -69,22 +55,15 @@ impl Events {
     }
 
     /// Waits for one event matching `pred` and returns it.
-    pub async fn wait_one(
-        &mut self,
-        what: &str,
-        pred: impl Fn(&SocketEvent) -> bool,
-    ) -> SocketEvent {
+    pub async fn wait_one(&mut self, what: &str, pred: impl Fn(&SocketEvent) -> bool) -> SocketEvent {
         self.wait_n(what, 1, pred).await.swap_remove(0)
     }
 
     /// Receives for `quiet` more, to catch duplicates that would arrive late.
     pub async fn settle(&mut self, quiet: Duration) {
         let until = Instant::now() + quiet;
-        while let Ok(Some(ev)) = tokio::time::timeout(
-            until.saturating_duration_since(Instant::now()),
-            self.tracer.events.recv(),
-        )
-        .await
+        while let Ok(Some(ev)) =
+            tokio::time::timeout(until.saturating_duration_since(Instant::now()), self.tracer.events.recv()).await
         {
             self.seen.push(ev);
         }

@@ -23,85 +23,43 @@ async fn tcp_exchange_is_attributed_and_exact(test: &str, ip: &str, config: &Loa
         return;
     }
     let mut events = Events::start(config);
-    let server = Peer::spawn(
-        None,
-        &["tcp-server", &format!("{ip}:0"), "654321", "123456"],
-    );
+    let server = Peer::spawn(None, &["tcp-server", &format!("{ip}:0"), "654321", "123456"]);
     let server_addr = SocketAddr::new(ip.trim_matches(['[', ']']).parse().unwrap(), server.port);
-    let client = Peer::spawn(
-        None,
-        &["tcp-client", &server_addr.to_string(), "123456", "654321"],
-    );
+    let client = Peer::spawn(None, &["tcp-client", &server_addr.to_string(), "123456", "654321"]);
     assert_ne!(server.pid, client.pid);
     let (spid, cpid, sport, cport) = (server.pid, client.pid, server.port, client.port);
     client.finish();
     server.finish();
 
-    let listen = events
-        .wait_one("server listen", |e| is(e, "listen", spid))
-        .await;
+    let listen = events.wait_one("server listen", |e| is(e, "listen", spid)).await;
     assert_eq!(listen.local.port(), sport);
     assert_eq!(listen.proto, Proto::Tcp);
 
-    let connect = events
-        .wait_one("client connect", |e| is(e, "connect", cpid))
-        .await;
+    let connect = events.wait_one("client connect", |e| is(e, "connect", cpid)).await;
     assert_eq!(connect.remote, server_addr);
     assert_eq!(connect.local.port(), cport);
     let owner = connect.owner.as_ref().unwrap();
-    assert_eq!(
-        (owner.comm.as_str(), owner.uid, owner.gid),
-        ("pl-client", 0, 0)
-    );
+    assert_eq!((owner.comm.as_str(), owner.uid, owner.gid), ("pl-client", 0, 0));
     assert_eq!(connect.netns, own_netns());
-    let Detail::Connect {
-        latency: Some(latency),
-        ..
-    } = connect.detail
-    else {
+    let Detail::Connect { latency: Some(latency), .. } = connect.detail else {
         panic!("connect without latency: {connect:?}")
     };
-    assert!(
-        latency > Duration::ZERO && latency < Duration::from_secs(5),
-        "latency {latency:?}"
-    );
+    assert!(latency > Duration::ZERO && latency < Duration::from_secs(5), "latency {latency:?}");
 
-    let accept = events
-        .wait_one("server accept", |e| is(e, "accept", spid))
-        .await;
+    let accept = events.wait_one("server accept", |e| is(e, "accept", spid)).await;
     assert_eq!(accept.owner.as_ref().unwrap().comm, "pl-server");
     assert_eq!(accept.local, server_addr);
-    assert_eq!(
-        accept.remote.port(),
-        cport,
-        "accept names the client's port"
-    );
+    assert_eq!(accept.remote.port(), cport, "accept names the client's port");
 
-    let client_close = events
-        .wait_one("client close", |e| {
-            is(e, "close", cpid) && e.cookie == connect.cookie
-        })
-        .await;
-    let server_close = events
-        .wait_one("server close", |e| {
-            is(e, "close", spid) && e.cookie == accept.cookie
-        })
-        .await;
+    let client_close = events.wait_one("client close", |e| is(e, "close", cpid) && e.cookie == connect.cookie).await;
+    let server_close = events.wait_one("server close", |e| is(e, "close", spid) && e.cookie == accept.cookie).await;
     let (Detail::Close { counters: c, .. }, Detail::Close { counters: s, .. }) =
         (&client_close.detail, &server_close.detail)
     else {
         unreachable!()
     };
-    assert_eq!(
-        (c.bytes_sent, c.bytes_received),
-        (123_456, 654_321),
-        "client payload bytes"
-    );
-    assert_eq!(
-        (s.bytes_sent, s.bytes_received),
-        (654_321, 123_456),
-        "server payload bytes"
-    );
+    assert_eq!((c.bytes_sent, c.bytes_received), (123_456, 654_321), "client payload bytes");
+    assert_eq!((s.bytes_sent, s.bytes_received), (654_321, 123_456), "server payload bytes");
     assert!(c.segs_out > 0 && s.segs_in > 0);
     assert_eq!(events.kernel_stats()["ringbuf_full"], 0);
 }
@@ -117,10 +75,7 @@ async fn tcp_over_ipv6_loopback_names_both_processes_and_exact_bytes() {
 }
 
 fn classic_rung() -> LoaderConfig {
-    LoaderConfig {
-        tcp_hooks: TcpHooks::Tracepoint,
-        ..loader_config()
-    }
+    LoaderConfig { tcp_hooks: TcpHooks::Tracepoint, ..loader_config() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,41 +95,22 @@ async fn tcp_between_namespaces_over_veth_is_seen_on_both_ends() {
     }
     let ns = Netns::new();
     let mut events = Events::start(&loader_config());
-    let server = Peer::spawn(
-        Some(&ns),
-        &["tcp-server", &format!("{}:0", ns.ns_ip), "1000", "2000"],
-    );
+    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "1000", "2000"]);
     let server_addr = SocketAddr::new(IpAddr::V4(ns.ns_ip), server.port);
-    let client = Peer::spawn(
-        None,
-        &["tcp-client", &server_addr.to_string(), "2000", "1000"],
-    );
+    let client = Peer::spawn(None, &["tcp-client", &server_addr.to_string(), "2000", "1000"]);
     let (spid, cpid) = (server.pid, client.pid);
     client.finish();
     server.finish();
 
-    let connect = events
-        .wait_one("client connect", |e| is(e, "connect", cpid))
-        .await;
+    let connect = events.wait_one("client connect", |e| is(e, "connect", cpid)).await;
     assert_eq!(connect.remote, server_addr);
     assert_eq!(connect.local.ip(), IpAddr::V4(ns.host_ip));
     assert_eq!(connect.netns, own_netns());
-    let accept = events
-        .wait_one("server accept", |e| is(e, "accept", spid))
-        .await;
-    assert_eq!(
-        accept.netns, ns.inode,
-        "accept is in the server's namespace"
-    );
+    let accept = events.wait_one("server accept", |e| is(e, "accept", spid)).await;
+    assert_eq!(accept.netns, ns.inode, "accept is in the server's namespace");
     assert_eq!(accept.remote, connect.local);
-    let close = events
-        .wait_one("server close", |e| {
-            is(e, "close", spid) && e.cookie == accept.cookie
-        })
-        .await;
-    let Detail::Close { counters, .. } = close.detail else {
-        unreachable!()
-    };
+    let close = events.wait_one("server close", |e| is(e, "close", spid) && e.cookie == accept.cookie).await;
+    let Detail::Close { counters, .. } = close.detail else { unreachable!() };
     assert_eq!((counters.bytes_sent, counters.bytes_received), (1000, 2000));
 }
 
@@ -184,40 +120,16 @@ async fn netns_filter_traces_only_the_chosen_namespace() {
         return;
     }
     let ns = Netns::new();
-    let mut events = Events::start(&LoaderConfig {
-        netns: vec![ns.inode],
-        ..loader_config()
-    });
-    let server = Peer::spawn(
-        Some(&ns),
-        &["tcp-server", &format!("{}:0", ns.ns_ip), "10", "20"],
-    );
-    let client = Peer::spawn(
-        None,
-        &[
-            "tcp-client",
-            &format!("{}:{}", ns.ns_ip, server.port),
-            "20",
-            "10",
-        ],
-    );
+    let mut events = Events::start(&LoaderConfig { netns: vec![ns.inode], ..loader_config() });
+    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "10", "20"]);
+    let client = Peer::spawn(None, &["tcp-client", &format!("{}:{}", ns.ns_ip, server.port), "20", "10"]);
     let (spid, cpid) = (server.pid, client.pid);
     client.finish();
     server.finish();
-    events
-        .wait_one("server close inside the namespace", |e| {
-            is(e, "close", spid)
-        })
-        .await;
+    events.wait_one("server close inside the namespace", |e| is(e, "close", spid)).await;
     events.settle(Duration::from_millis(300)).await;
-    assert!(
-        events.seen.iter().all(|e| e.netns == ns.inode),
-        "an event from another namespace got through"
-    );
-    assert!(
-        !events.seen.iter().any(|e| owner_pid(e) == Some(cpid)),
-        "the client's namespace is not traced"
-    );
+    assert!(events.seen.iter().all(|e| e.netns == ns.inode), "an event from another namespace got through");
+    assert!(!events.seen.iter().any(|e| owner_pid(e) == Some(cpid)), "the client's namespace is not traced");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,109 +150,80 @@ async fn retransmits_are_reported(test: &str, config: &LoaderConfig) {
     }
     let ns = Netns::new();
     let mut events = Events::start(config);
-    let server = Peer::spawn(
-        Some(&ns),
-        &["tcp-server", &format!("{}:0", ns.ns_ip), "100", "50000"],
-    );
+    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "100", "50000"]);
     let port = server.port.to_string();
-    let mut client = Peer::spawn(
-        None,
-        &[
-            "tcp-client",
-            &format!("{}:{port}", ns.ns_ip),
-            "50000",
-            "100",
-            "wait",
-        ],
-    );
+    let mut client = Peer::spawn(None, &["tcp-client", &format!("{}:{port}", ns.ns_ip), "50000", "100", "wait"]);
     let cpid = client.pid;
     // Connected; now the server's namespace drops everything sent to the server port.
     ns.exec(&["nft", "add", "table", "inet", "pltest"]);
-    ns.exec(&[
-        "nft",
-        "add",
-        "chain",
-        "inet",
-        "pltest",
-        "in",
-        "{ type filter hook input priority 0; }",
-    ]);
-    ns.exec(&[
-        "nft", "add", "rule", "inet", "pltest", "in", "tcp", "dport", &port, "drop",
-    ]);
+    ns.exec(&["nft", "add", "chain", "inet", "pltest", "in", "{ type filter hook input priority 0; }"]);
+    ns.exec(&["nft", "add", "rule", "inet", "pltest", "in", "tcp", "dport", &port, "drop"]);
     client.release();
-    let retransmit = events
-        .wait_one("a retransmit by the client", |e| is(e, "retransmit", cpid))
-        .await;
-    let Detail::Retransmit { count, .. } = retransmit.detail else {
-        unreachable!()
-    };
+    let retransmit = events.wait_one("a retransmit by the client", |e| is(e, "retransmit", cpid)).await;
+    let Detail::Retransmit { count, .. } = retransmit.detail else { unreachable!() };
     assert!(count >= 1);
     ns.exec(&["nft", "delete", "table", "inet", "pltest"]);
     client.finish();
     server.finish();
-    let close = events
-        .wait_one("client close", |e| is(e, "close", cpid))
-        .await;
-    let Detail::Close { counters, .. } = close.detail else {
-        unreachable!()
-    };
-    assert!(
-        counters.retransmits >= 1,
-        "close counts the retransmits: {counters:?}"
-    );
+    let close = events.wait_one("client close", |e| is(e, "close", cpid)).await;
+    let Detail::Close { counters, .. } = close.detail else { unreachable!() };
+    assert!(counters.retransmits >= 1, "close counts the retransmits: {counters:?}");
     assert_eq!(counters.bytes_sent, 50_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_sendto_and_recvfrom_name_peers_and_processes() {
-    if !kernel_tests_enabled("udp") {
+    udp_exchange_names_peers_and_processes("udp ipv4 unconnected", "127.0.0.1", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_over_ipv6_names_peers_and_processes() {
+    udp_exchange_names_peers_and_processes("udp ipv6 unconnected", "::1", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connected_udp_send_and_recv_name_the_peer() {
+    udp_exchange_names_peers_and_processes("udp connected", "127.0.0.1", true).await;
+}
+
+/// A datagram and its reply between two processes: four events, each with its
+/// process, its peer and its size; the client's socket release closes the story.
+async fn udp_exchange_names_peers_and_processes(test: &str, ip: &str, connected: bool) {
+    if !kernel_tests_enabled(test) {
         return;
     }
     let mut events = Events::start(&loader_config());
-    let server = Peer::spawn(None, &["udp-server", "127.0.0.1:0", "300"]);
-    let server_addr: SocketAddr = format!("127.0.0.1:{}", server.port).parse().unwrap();
-    let client = Peer::spawn(None, &["udp-client", &server_addr.to_string(), "200"]);
+    let ip: IpAddr = ip.parse().unwrap();
+    let server = Peer::spawn(None, &["udp-server", &SocketAddr::new(ip, 0).to_string(), "300"]);
+    let server_addr = SocketAddr::new(ip, server.port);
+    let mode = if connected { "connected" } else { "unconnected" };
+    let client = Peer::spawn(None, &["udp-client", &server_addr.to_string(), "200", mode]);
     let (spid, cpid, cport) = (server.pid, client.pid, client.port);
     client.finish();
     server.finish();
 
-    let bound = events
-        .wait_one("server bind", |e| is(e, "listen", spid))
-        .await;
+    let bound = events.wait_one("server bind", |e| is(e, "listen", spid)).await;
     assert_eq!((bound.proto, bound.local), (Proto::Udp, server_addr));
 
-    let sent = events
-        .wait_one("client send", |e| is(e, "send", cpid))
-        .await;
+    let sent = events.wait_one("client send", |e| is(e, "send", cpid)).await;
     assert_eq!(sent.remote, server_addr);
     assert_eq!(sent.local.port(), cport);
     assert_eq!(sent.detail, Detail::UdpSend { bytes: 200 });
     assert_eq!(sent.owner.as_ref().unwrap().comm, "pl-uclient");
 
-    let received = events
-        .wait_one("server recv", |e| is(e, "recv", spid))
-        .await;
+    let received = events.wait_one("server recv", |e| is(e, "recv", spid)).await;
     assert_eq!(received.remote.port(), cport);
     assert_eq!(received.detail, Detail::UdpRecv { bytes: 200 });
 
-    let reply = events
-        .wait_one("server reply", |e| is(e, "send", spid))
-        .await;
+    let reply = events.wait_one("server reply", |e| is(e, "send", spid)).await;
     assert_eq!(reply.remote.port(), cport);
     assert_eq!(reply.detail, Detail::UdpSend { bytes: 300 });
 
-    let got = events
-        .wait_one("client recv", |e| is(e, "recv", cpid))
-        .await;
+    let got = events.wait_one("client recv", |e| is(e, "recv", cpid)).await;
     assert_eq!(got.remote, server_addr);
     assert_eq!(got.detail, Detail::UdpRecv { bytes: 300 });
 
-    events
-        .wait_one("client socket release", |e| {
-            is(e, "udp_close", cpid) && e.cookie == sent.cookie
-        })
-        .await;
+    events.wait_one("client socket release", |e| is(e, "udp_close", cpid) && e.cookie == sent.cookie).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,21 +237,34 @@ async fn failed_connect_to_a_closed_port_is_refused() {
     let peer = Peer::spawn(None, &["connect-refused", &format!("127.0.0.1:{port}")]);
     let pid = peer.pid;
     peer.finish();
-    let failed = events
-        .wait_one("connect_failed", |e| is(e, "connect_failed", pid))
-        .await;
+    let failed = events.wait_one("connect_failed", |e| is(e, "connect_failed", pid)).await;
     assert_eq!(failed.remote.port(), port);
-    let Detail::ConnectFailed { error, .. } = failed.detail else {
-        unreachable!()
-    };
-    assert_eq!(
-        error,
-        ConnectError {
-            errno: libc::ECONNREFUSED
-        }
-    );
+    let Detail::ConnectFailed { error, .. } = failed.detail else { unreachable!() };
+    assert_eq!(error, ConnectError { errno: libc::ECONNREFUSED });
     assert_eq!(error.reason(), "refused");
     drop(sock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_whose_syns_are_dropped_times_out() {
+    if !kernel_tests_enabled("connect timeout") {
+        return;
+    }
+    let ns = Netns::new();
+    // One SYN retry: the kernel gives up after about 3 s instead of 2 minutes.
+    ns.exec(&["sysctl", "-q", "net.ipv4.tcp_syn_retries=1"]);
+    ns.exec(&["nft", "add", "table", "inet", "pltest"]);
+    ns.exec(&["nft", "add", "chain", "inet", "pltest", "out", "{ type filter hook output priority 0; }"]);
+    ns.exec(&["nft", "add", "rule", "inet", "pltest", "out", "tcp", "flags", "syn", "drop"]);
+    let mut events = Events::start(&loader_config());
+    let peer = Peer::spawn(Some(&ns), &["connect-timeout", &format!("{}:9", ns.host_ip)]);
+    let pid = peer.pid;
+    peer.finish();
+    let failed = events.wait_one("connect_failed", |e| is(e, "connect_failed", pid)).await;
+    assert_eq!(failed.netns, ns.inode);
+    let Detail::ConnectFailed { error, after } = failed.detail else { unreachable!() };
+    assert_eq!(error.reason(), "timeout");
+    assert!(after.is_some_and(|d| d >= Duration::from_secs(1)), "failed after {after:?}");
 }
 
 /// A TCP socket bound to a free loopback port without `listen()`: connections to that
@@ -384,22 +280,12 @@ fn socket_bound_not_listening() -> (std::os::fd::OwnedFd, u16) {
         let mut addr = libc::sockaddr_in {
             sin_family: libc::sa_family_t::try_from(libc::AF_INET).unwrap(),
             sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
-            },
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
             sin_zero: [0; 8],
         };
         let mut len = u32::try_from(size_of::<libc::sockaddr_in>()).unwrap();
-        assert_eq!(
-            libc::bind(fd, (&raw const addr).cast(), len),
-            0,
-            "bind: {}",
-            std::io::Error::last_os_error()
-        );
-        assert_eq!(
-            libc::getsockname(fd, (&raw mut addr).cast(), &raw mut len),
-            0
-        );
+        assert_eq!(libc::bind(fd, (&raw const addr).cast(), len), 0, "bind: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::getsockname(fd, (&raw mut addr).cast(), &raw mut len), 0);
         (owned, u16::from_be(addr.sin_port))
     }
 }
@@ -412,53 +298,25 @@ async fn ten_thousand_rapid_connections_each_appear_exactly_once() {
     }
     let mut events = Events::start(&loader_config());
     let server = Peer::spawn(None, &["tcp-accept-loop", "127.0.0.1:0", &N.to_string()]);
-    let client = Peer::spawn(
-        None,
-        &[
-            "tcp-storm",
-            &format!("127.0.0.1:{}", server.port),
-            &N.to_string(),
-        ],
-    );
+    let client = Peer::spawn(None, &["tcp-storm", &format!("127.0.0.1:{}", server.port), &N.to_string()]);
     let (spid, cpid) = (server.pid, client.pid);
     client.finish();
     server.finish();
-    let _connects = events
-        .wait_n("storm connects", N, |e| is(e, "connect", cpid))
-        .await;
-    let accepts = events
-        .wait_n("storm accepts", N, |e| is(e, "accept", spid))
-        .await;
+    let _connects = events.wait_n("storm connects", N, |e| is(e, "connect", cpid)).await;
+    let accepts = events.wait_n("storm accepts", N, |e| is(e, "accept", spid)).await;
     events.settle(Duration::from_millis(500)).await;
-    let connects: Vec<_> = events
-        .seen
-        .iter()
-        .filter(|e| is(e, "connect", cpid))
-        .collect();
-    let accepts_all: Vec<_> = events
-        .seen
-        .iter()
-        .filter(|e| is(e, "accept", spid))
-        .collect();
+    let connects: Vec<_> = events.seen.iter().filter(|e| is(e, "connect", cpid)).collect();
+    let accepts_all: Vec<_> = events.seen.iter().filter(|e| is(e, "accept", spid)).collect();
     assert_eq!(connects.len(), N, "one connect per connection");
     assert_eq!(accepts_all.len(), N, "one accept per connection");
     let connect_cookies: HashSet<u64> = connects.iter().map(|e| e.cookie).collect();
     let accept_cookies: HashSet<u64> = accepts.iter().map(|e| e.cookie).collect();
-    assert_eq!(
-        (connect_cookies.len(), accept_cookies.len()),
-        (N, N),
-        "distinct sockets"
-    );
+    assert_eq!((connect_cookies.len(), accept_cookies.len()), (N, N), "distinct sockets");
     let client_ports: HashSet<u16> = connects.iter().map(|e| e.local.port()).collect();
     let accepted_ports: HashSet<u16> = accepts.iter().map(|e| e.remote.port()).collect();
     assert_eq!(client_ports, accepted_ports, "every connect has its accept");
     let stats = events.kernel_stats();
-    for loss in [
-        "ringbuf_full",
-        "storage_fail",
-        "accept_map_full",
-        "accept_read_fail",
-    ] {
+    for loss in ["ringbuf_full", "storage_fail", "accept_map_full", "accept_read_fail"] {
         assert_eq!(stats[loss], 0, "kernel-side {loss}");
     }
     let (_, decode_errors, channel_full) = events.source_counts();

@@ -38,11 +38,7 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
 
 impl Btf {
     fn parse(section: &[u8]) -> Self {
-        assert_eq!(
-            u16::from_le_bytes([section[0], section[1]]),
-            0xeb9f,
-            "BTF magic (little-endian object)"
-        );
+        assert_eq!(u16::from_le_bytes([section[0], section[1]]), 0xeb9f, "BTF magic (little-endian object)");
         let hdr_len = u32_at(section, 4) as usize;
         let type_off = u32_at(section, 8) as usize;
         let type_len = u32_at(section, 12) as usize;
@@ -50,18 +46,11 @@ impl Btf {
         let strings = &section[hdr_len + str_off..];
         let name = |off: u32| -> String {
             let s = &strings[off as usize..];
-            String::from_utf8_lossy(&s[..s.iter().position(|&c| c == 0).unwrap_or(s.len())])
-                .into_owned()
+            String::from_utf8_lossy(&s[..s.iter().position(|&c| c == 0).unwrap_or(s.len())]).into_owned()
         };
         let data = &section[hdr_len + type_off..hdr_len + type_off + type_len];
         // Type id 0 is "void".
-        let mut types = vec![BtfType {
-            name: String::new(),
-            kind: 0,
-            size_or_type: 0,
-            members: vec![],
-            array: None,
-        }];
+        let mut types = vec![BtfType { name: String::new(), kind: 0, size_or_type: 0, members: vec![], array: None }];
         let mut off = 0;
         while off < data.len() {
             let info = u32_at(data, off + 4);
@@ -84,11 +73,7 @@ impl Btf {
                 KIND_STRUCT | 5 => {
                     for i in 0..vlen {
                         let m = off + i * 12;
-                        t.members.push((
-                            name(u32_at(data, m)),
-                            u32_at(data, m + 4),
-                            u32_at(data, m + 8) & 0x00ff_ffff,
-                        ));
+                        t.members.push((name(u32_at(data, m)), u32_at(data, m + 4), u32_at(data, m + 8) & 0x00ff_ffff));
                     }
                     off += vlen * 12;
                 }
@@ -96,8 +81,7 @@ impl Btf {
                     if kind == KIND_ENUM {
                         for i in 0..vlen {
                             let m = off + i * 8;
-                            t.members
-                                .push((name(u32_at(data, m)), u32_at(data, m + 4), 0));
+                            t.members.push((name(u32_at(data, m)), u32_at(data, m + 4), 0));
                         }
                     }
                     off += vlen * 8;
@@ -133,9 +117,7 @@ impl Btf {
 
 fn object_btf() -> Btf {
     let file = object::File::parse(crate::OBJECT).expect("the embedded object is ELF");
-    let section = file
-        .section_by_name(".BTF")
-        .expect("the object has a .BTF section (built with -g)");
+    let section = file.section_by_name(".BTF").expect("the object has a .BTF section (built with -g)");
     Btf::parse(section.data().expect("readable .BTF"))
 }
 
@@ -143,11 +125,7 @@ fn object_btf() -> Btf {
 fn event_struct_matches_the_c_layout_field_by_field() {
     let btf = object_btf();
     let ev = btf.find(KIND_STRUCT, "pl_event");
-    assert_eq!(
-        ev.size_or_type as usize,
-        RawEvent::SIZE,
-        "sizeof(struct pl_event)"
-    );
+    assert_eq!(ev.size_or_type as usize, RawEvent::SIZE, "sizeof(struct pl_event)");
     let rust: HashMap<&str, (usize, usize)> = [
         ("ts_ns", offset_of!(RawEvent, ts_ns), 8),
         ("cookie", offset_of!(RawEvent, cookie), 8),
@@ -182,30 +160,17 @@ fn event_struct_matches_the_c_layout_field_by_field() {
     .into_iter()
     .map(|(n, o, s)| (n, (o, s)))
     .collect();
-    assert_eq!(
-        ev.members.len(),
-        rust.len(),
-        "number of fields in struct pl_event"
-    );
+    assert_eq!(ev.members.len(), rust.len(), "number of fields in struct pl_event");
     for (name, type_id, bit_offset) in &ev.members {
-        let (offset, size) = rust
-            .get(name.as_str())
-            .unwrap_or_else(|| panic!("C field pl_event.{name} has no Rust mirror"));
-        assert_eq!(
-            *bit_offset as usize,
-            offset * 8,
-            "offset of pl_event.{name}"
-        );
+        let (offset, size) =
+            rust.get(name.as_str()).unwrap_or_else(|| panic!("C field pl_event.{name} has no Rust mirror"));
+        assert_eq!(*bit_offset as usize, offset * 8, "offset of pl_event.{name}");
         assert_eq!(btf.size_of(*type_id), *size, "size of pl_event.{name}");
     }
 }
 
 fn enumerators(btf: &Btf, name: &str) -> HashMap<String, u32> {
-    btf.find(KIND_ENUM, name)
-        .members
-        .iter()
-        .map(|(n, v, _)| (n.clone(), *v))
-        .collect()
+    btf.find(KIND_ENUM, name).members.iter().map(|(n, v, _)| (n.clone(), *v)).collect()
 }
 
 #[test]
@@ -213,12 +178,7 @@ fn event_kinds_match_the_c_enum() {
     let c = enumerators(&object_btf(), "pl_event_kind");
     assert_eq!(c.len(), EventKind::ALL.len(), "number of event kinds");
     for kind in EventKind::ALL {
-        assert_eq!(
-            c.get(kind.c_name()).copied(),
-            Some(u32::from(kind as u16)),
-            "{}",
-            kind.c_name()
-        );
+        assert_eq!(c.get(kind.c_name()).copied(), Some(u32::from(kind as u16)), "{}", kind.c_name());
     }
 }
 
@@ -226,12 +186,7 @@ fn event_kinds_match_the_c_enum() {
 fn stat_indexes_match_the_c_enum() {
     let c = enumerators(&object_btf(), "pl_stat");
     for stat in Stat::ALL {
-        assert_eq!(
-            c.get(stat.c_name()).copied(),
-            Some(stat as u32),
-            "{}",
-            stat.c_name()
-        );
+        assert_eq!(c.get(stat.c_name()).copied(), Some(stat as u32), "{}", stat.c_name());
     }
     assert_eq!(c.get("PL_STAT__COUNT").copied(), Some(Stat::COUNT));
 }
@@ -247,10 +202,6 @@ fn event_flags_match_the_c_enum() {
 #[test]
 fn short_records_are_refused_not_misread() {
     assert!(RawEvent::from_bytes(&[0u8; RawEvent::SIZE - 1]).is_none());
-    let ev = RawEvent {
-        cookie: 7,
-        kind: 4,
-        ..RawEvent::default()
-    };
+    let ev = RawEvent { cookie: 7, kind: 4, ..RawEvent::default() };
     assert_eq!(RawEvent::from_bytes(ev.as_bytes()), Some(ev));
 }

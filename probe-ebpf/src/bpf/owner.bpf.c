@@ -53,6 +53,17 @@ int cgroup__sock_create(struct bpf_sock *ctx)
 	return handle_sock_create(ctx);
 }
 
+/* Replace the owner by the process parked by the accept tracepoint, if any. */
+static __always_inline void owner_fold_acceptor(struct pl_owner *o, __u64 cookie)
+{
+	struct pl_owner *acc = bpf_map_lookup_elem(&pl_acceptors, &cookie);
+
+	if (acc) {
+		owner_copy_identity(o, acc);
+		bpf_map_delete_elem(&pl_acceptors, &cookie);
+	}
+}
+
 /*
  * The owner storage of a socket seen by a BTF program, created if missing
  * (sockets that existed before the probe started), with any acceptor parked
@@ -60,18 +71,14 @@ int cgroup__sock_create(struct bpf_sock *ctx)
  */
 static __always_inline struct pl_owner *owner_get(struct sock *sk, __u64 cookie)
 {
-	struct pl_owner *o, *acc;
+	struct pl_owner *o;
 
 	o = bpf_sk_storage_get(&pl_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!o) {
 		stat_inc(PL_STAT_STORAGE_FAIL);
 		return NULL;
 	}
-	acc = bpf_map_lookup_elem(&pl_acceptors, &cookie);
-	if (acc) {
-		owner_copy_identity(o, acc);
-		bpf_map_delete_elem(&pl_acceptors, &cookie);
-	}
+	owner_fold_acceptor(o, cookie);
 	return o;
 }
 
@@ -83,7 +90,7 @@ static __always_inline struct pl_owner *owner_get(struct sock *sk, __u64 cookie)
  */
 static __always_inline struct pl_owner *owner_get_by_cookie(__u64 cookie)
 {
-	struct pl_owner *o, *acc;
+	struct pl_owner *o;
 
 	if (!cookie)
 		return NULL;
@@ -98,11 +105,7 @@ static __always_inline struct pl_owner *owner_get_by_cookie(__u64 cookie)
 			return NULL;
 		}
 	}
-	acc = bpf_map_lookup_elem(&pl_acceptors, &cookie);
-	if (acc) {
-		owner_copy_identity(o, acc);
-		bpf_map_delete_elem(&pl_acceptors, &cookie);
-	}
+	owner_fold_acceptor(o, cookie);
 	return o;
 }
 

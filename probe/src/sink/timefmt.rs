@@ -7,10 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub fn epoch_seconds(time: SystemTime) -> f64 {
     let d = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     // Rounded to whole microseconds so that the printed value stays short and exact.
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "epoch microseconds stay below 2^53 until year 2255"
-    )]
+    #[allow(clippy::cast_precision_loss, reason = "epoch microseconds stay below 2^53 until year 2255")]
     let micros = (d.as_secs() * 1_000_000 + u64::from(d.subsec_micros())) as f64;
     micros / 1e6
 }

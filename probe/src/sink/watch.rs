@@ -12,10 +12,7 @@ use crate::source::{Detail, Proto, SocketEvent};
 
 /// Which events `watch` prints (from -t -u -i -o -r -c).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(
-    clippy::struct_excessive_bools,
-    reason = "one bool per independent command-line switch"
-)]
+#[allow(clippy::struct_excessive_bools, reason = "one bool per independent command-line switch")]
 pub struct EventFilter {
     /// Show TCP events.
     pub tcp: bool,
@@ -33,14 +30,7 @@ pub struct EventFilter {
 
 impl Default for EventFilter {
     fn default() -> Self {
-        Self {
-            tcp: true,
-            udp: true,
-            incoming: false,
-            outgoing: false,
-            retransmits: false,
-            tcp_close: false,
-        }
+        Self { tcp: true, udp: true, incoming: false, outgoing: false, retransmits: false, tcp_close: false }
     }
 }
 
@@ -60,9 +50,7 @@ impl EventFilter {
         }
         match event.detail {
             Detail::Accept | Detail::UdpRecv { .. } => self.incoming,
-            Detail::Connect { .. } | Detail::ConnectFailed { .. } | Detail::UdpSend { .. } => {
-                self.outgoing
-            }
+            Detail::Connect { .. } | Detail::ConnectFailed { .. } | Detail::UdpSend { .. } => self.outgoing,
             Detail::Retransmit { .. } => self.retransmits,
             Detail::Close { .. } => self.tcp_close,
             Detail::Listen | Detail::UdpClose => false,
@@ -72,10 +60,7 @@ impl EventFilter {
 
 fn micros(d: Duration) -> f64 {
     // Keep nanosecond precision as three decimals of microseconds.
-    #[allow(
-        clippy::cast_precision_loss,
-        reason = "durations here are far below 2^53 ns"
-    )]
+    #[allow(clippy::cast_precision_loss, reason = "durations here are far below 2^53 ns")]
     let ns = d.as_nanos() as f64;
     (ns / 1000.0 * 1000.0).round() / 1000.0
 }
@@ -180,11 +165,7 @@ impl<'a> EventLine<'a> {
                 line.srtt_us = Some(counters.srtt_us);
                 line.state = from.map(crate::source::TcpState::name);
             }
-            Detail::Retransmit {
-                count,
-                state,
-                srtt_us,
-            } => {
+            Detail::Retransmit { count, state, srtt_us } => {
                 line.retransmits = Some(*count);
                 line.state = state.map(crate::source::TcpState::name);
                 line.srtt_us = Some(*srtt_us);
@@ -223,18 +204,9 @@ pub fn write_text(out: &mut impl Write, ev: &SocketEvent) -> io::Result<()> {
         Proto::Tcp => "TCP",
         Proto::Udp => "UDP",
     };
-    write!(
-        out,
-        "{} [{}][{ip}/{proto}]",
-        rfc3339_micros(ev.time),
-        ev.detail.name()
-    )?;
+    write!(out, "{} [{}][{ip}/{proto}]", rfc3339_micros(ev.time), ev.detail.name())?;
     match &ev.owner {
-        Some(o) => write!(
-            out,
-            "[pid/tid: {}/{} [{}], uid/gid: {}/{}]",
-            o.pid, o.tid, o.comm, o.uid, o.gid
-        )?,
+        Some(o) => write!(out, "[pid/tid: {}/{} [{}], uid/gid: {}/{}]", o.pid, o.tid, o.comm, o.uid, o.gid)?,
         None => write!(out, "[pid/tid: ?/? [?], uid/gid: ?/?]")?,
     }
     let arrow = match ev.detail {
@@ -294,14 +266,7 @@ pub fn write_stats_json(out: &mut impl Write, stats: &WatchStats) -> io::Result<
         #[serde(flatten)]
         stats: &'a WatchStats,
     }
-    serde_json::to_writer(
-        &mut *out,
-        &Line {
-            event: "stats",
-            stats,
-        },
-    )
-    .map_err(io::Error::other)?;
+    serde_json::to_writer(&mut *out, &Line { event: "stats", stats }).map_err(io::Error::other)?;
     out.write_all(b"\n")
 }
 
@@ -359,13 +324,7 @@ mod tests {
 
     #[test]
     fn connect_json_has_the_documented_keys() {
-        let v = json(&event(
-            Detail::Connect {
-                latency: Some(Duration::from_nanos(102_345)),
-                srtt_us: 40,
-            },
-            Proto::Tcp,
-        ));
+        let v = json(&event(Detail::Connect { latency: Some(Duration::from_nanos(102_345)), srtt_us: 40 }, Proto::Tcp));
         assert_eq!(v["event"], "connect");
         assert_eq!(v["proto"], "tcp");
         assert_eq!(v["ip_version"], 4);
@@ -383,34 +342,14 @@ mod tests {
 
     #[test]
     fn close_and_failure_json_carry_counters_and_reason() {
-        let counters = TcpCounters {
-            bytes_sent: 5,
-            bytes_received: 6,
-            segs_in: 7,
-            segs_out: 8,
-            retransmits: 2,
-            srtt_us: 30,
-        };
-        let v = json(&event(
-            Detail::Close {
-                from: Some(TcpState::FinWait2),
-                counters,
-            },
-            Proto::Tcp,
-        ));
-        assert_eq!(
-            (v["bytes_sent"].as_u64(), v["bytes_received"].as_u64()),
-            (Some(5), Some(6))
-        );
+        let counters =
+            TcpCounters { bytes_sent: 5, bytes_received: 6, segs_in: 7, segs_out: 8, retransmits: 2, srtt_us: 30 };
+        let v = json(&event(Detail::Close { from: Some(TcpState::FinWait2), counters }, Proto::Tcp));
+        assert_eq!((v["bytes_sent"].as_u64(), v["bytes_received"].as_u64()), (Some(5), Some(6)));
         assert_eq!(v["retransmits"], 2);
         assert_eq!(v["state"], "fin_wait2");
         let v = json(&event(
-            Detail::ConnectFailed {
-                error: ConnectError {
-                    errno: libc::ECONNREFUSED,
-                },
-                after: None,
-            },
+            Detail::ConnectFailed { error: ConnectError { errno: libc::ECONNREFUSED }, after: None },
             Proto::Tcp,
         ));
         assert_eq!(v["reason"], "refused");
@@ -422,13 +361,7 @@ mod tests {
         let mut buf = Vec::new();
         write_text(
             &mut buf,
-            &event(
-                Detail::Connect {
-                    latency: Some(Duration::from_micros(100)),
-                    srtt_us: 0,
-                },
-                Proto::Tcp,
-            ),
+            &event(Detail::Connect { latency: Some(Duration::from_micros(100)), srtt_us: 0 }, Proto::Tcp),
         )
         .unwrap();
         assert_eq!(
@@ -444,17 +377,10 @@ mod tests {
         let send = event(Detail::UdpSend { bytes: 1 }, Proto::Udp);
         let all = EventFilter::default();
         assert!(all.accepts(&accept) && all.accepts(&send));
-        let tcp_in = EventFilter {
-            udp: false,
-            incoming: true,
-            ..EventFilter::default()
-        };
+        let tcp_in = EventFilter { udp: false, incoming: true, ..EventFilter::default() };
         assert!(tcp_in.accepts(&accept));
         assert!(!tcp_in.accepts(&send));
-        let out_only = EventFilter {
-            outgoing: true,
-            ..EventFilter::default()
-        };
+        let out_only = EventFilter { outgoing: true, ..EventFilter::default() };
         assert!(!out_only.accepts(&accept));
         assert!(out_only.accepts(&send));
     }

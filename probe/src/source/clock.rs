@@ -18,19 +18,13 @@ impl BootClock {
     #[must_use]
     pub fn now() -> Self {
         let boot_ns_at = boot_ns_now();
-        Self {
-            wall_at: SystemTime::now(),
-            boot_ns_at,
-        }
+        Self { wall_at: SystemTime::now(), boot_ns_at }
     }
 
     /// A clock with a fixed correspondence (tests).
     #[must_use]
     pub fn fixed(wall_at: SystemTime, boot_ns_at: u64) -> Self {
-        Self {
-            wall_at,
-            boot_ns_at,
-        }
+        Self { wall_at, boot_ns_at }
     }
 
     /// Wall-clock time of a boot-time timestamp.
@@ -47,10 +41,7 @@ impl BootClock {
 /// `CLOCK_BOOTTIME` now, in nanoseconds.
 #[must_use]
 pub fn boot_ns_now() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: ts is a valid, writable timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut ts) };
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)

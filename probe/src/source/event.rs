@@ -309,20 +309,12 @@ fn state_bit(state: TcpState) -> u32 {
 #[must_use]
 pub fn payload_bytes(raw: &RawEvent) -> (u64, u64) {
     let seen = raw.states_seen;
-    let active_open_done =
-        seen & state_bit(TcpState::SynSent) != 0 && seen & state_bit(TcpState::Established) != 0;
-    let fin_sent = seen
-        & (state_bit(TcpState::FinWait1)
-            | state_bit(TcpState::LastAck)
-            | state_bit(TcpState::Closing))
-        != 0;
+    let active_open_done = seen & state_bit(TcpState::SynSent) != 0 && seen & state_bit(TcpState::Established) != 0;
+    let fin_sent =
+        seen & (state_bit(TcpState::FinWait1) | state_bit(TcpState::LastAck) | state_bit(TcpState::Closing)) != 0;
     let fin_acked = fin_sent && raw.flags & flags::ALL_ACKED != 0;
-    let sent = raw
-        .bytes_acked
-        .saturating_sub(u64::from(active_open_done) + u64::from(fin_acked));
-    let received = raw
-        .bytes_received
-        .saturating_sub(u64::from(raw.flags & flags::FIN_RECEIVED != 0));
+    let sent = raw.bytes_acked.saturating_sub(u64::from(active_open_done) + u64::from(fin_acked));
+    let received = raw.bytes_received.saturating_sub(u64::from(raw.flags & flags::FIN_RECEIVED != 0));
     (sent, received)
 }
 
@@ -378,10 +370,7 @@ impl SocketEvent {
             from_current: raw.flags & flags::OWNER_CURRENT != 0,
         });
         let detail = match kind {
-            EventKind::Connect => Detail::Connect {
-                latency: nonzero_duration(raw.latency_ns),
-                srtt_us: raw.srtt_us,
-            },
+            EventKind::Connect => Detail::Connect { latency: nonzero_duration(raw.latency_ns), srtt_us: raw.srtt_us },
             EventKind::ConnectFailed => Detail::ConnectFailed {
                 error: ConnectError { errno: raw.error },
                 after: nonzero_duration(raw.latency_ns),
@@ -483,38 +472,16 @@ mod tests {
     #[test]
     fn decode_refuses_unknown_kinds_and_families() {
         let clock = BootClock::fixed(SystemTime::UNIX_EPOCH, 0);
-        let raw = RawEvent {
-            kind: 99,
-            family: AF_INET,
-            proto: IPPROTO_TCP,
-            ..RawEvent::default()
-        };
-        assert_eq!(
-            SocketEvent::from_raw(&raw, &clock),
-            Err(DecodeError::Kind(99))
-        );
-        let raw = RawEvent {
-            kind: 1,
-            family: 1,
-            proto: IPPROTO_TCP,
-            ..RawEvent::default()
-        };
-        assert_eq!(
-            SocketEvent::from_raw(&raw, &clock),
-            Err(DecodeError::Family(1))
-        );
-        assert_eq!(
-            SocketEvent::decode(&[0; 10], &clock),
-            Err(DecodeError::Short(10))
-        );
+        let raw = RawEvent { kind: 99, family: AF_INET, proto: IPPROTO_TCP, ..RawEvent::default() };
+        assert_eq!(SocketEvent::from_raw(&raw, &clock), Err(DecodeError::Kind(99)));
+        let raw = RawEvent { kind: 1, family: 1, proto: IPPROTO_TCP, ..RawEvent::default() };
+        assert_eq!(SocketEvent::from_raw(&raw, &clock), Err(DecodeError::Family(1)));
+        assert_eq!(SocketEvent::decode(&[0; 10], &clock), Err(DecodeError::Short(10)));
     }
 
     #[test]
     fn decode_builds_addresses_owner_and_wall_time() {
-        let clock = BootClock::fixed(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1000),
-            500_000_000_000,
-        );
+        let clock = BootClock::fixed(SystemTime::UNIX_EPOCH + Duration::from_secs(1000), 500_000_000_000);
         let mut comm_bytes = [0u8; 16];
         comm_bytes[..4].copy_from_slice(b"curl");
         let mut raddr = [0u8; 16];
@@ -537,36 +504,15 @@ mod tests {
         let ev = SocketEvent::from_raw(&raw, &clock).expect("decodes");
         assert_eq!(ev.remote, "198.51.100.7:443".parse().unwrap());
         assert_eq!(ev.local.port(), 40000);
-        assert_eq!(
-            ev.owner.as_ref().map(|o| (o.pid, o.tid, o.comm.as_str())),
-            Some((42, 43, "curl"))
-        );
+        assert_eq!(ev.owner.as_ref().map(|o| (o.pid, o.tid, o.comm.as_str())), Some((42, 43, "curl")));
         assert_eq!(ev.time, SystemTime::UNIX_EPOCH + Duration::from_secs(1001));
-        assert_eq!(
-            ev.detail,
-            Detail::Connect {
-                latency: Some(Duration::from_micros(150)),
-                srtt_us: 0
-            }
-        );
+        assert_eq!(ev.detail, Detail::Connect { latency: Some(Duration::from_micros(150)), srtt_us: 0 });
     }
 
     #[test]
     fn connect_errors_have_stable_names() {
-        assert_eq!(
-            ConnectError {
-                errno: libc::ECONNREFUSED
-            }
-            .reason(),
-            "refused"
-        );
-        assert_eq!(
-            ConnectError {
-                errno: libc::ETIMEDOUT
-            }
-            .reason(),
-            "timeout"
-        );
+        assert_eq!(ConnectError { errno: libc::ECONNREFUSED }.reason(), "refused");
+        assert_eq!(ConnectError { errno: libc::ETIMEDOUT }.reason(), "timeout");
         assert_eq!(ConnectError { errno: 0 }.reason(), "aborted");
         assert_eq!(ConnectError { errno: 5 }.reason(), "errno_5");
     }

@@ -19,9 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
 pub use clock::BootClock;
-pub use event::{
-    ConnectError, DecodeError, Detail, Owner, Proto, SocketEvent, TcpCounters, TcpState,
-};
+pub use event::{ConnectError, DecodeError, Detail, Owner, Proto, SocketEvent, TcpCounters, TcpState};
 
 /// Counters of the source stage. Written by the reader only; read by anyone.
 #[derive(Debug, Default)]
@@ -55,13 +53,9 @@ impl EventSource {
     pub fn new(ring: RingBuf<MapData>, clock: BootClock) -> io::Result<Self> {
         // SAFETY: the RingBuf owns its map fd and never closes or replaces it while it
         // lives; the AsyncFd owns the RingBuf, so the fd outlives the registration.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-            .map_err(io::Error::from)?;
-        Ok(Self {
-            ring,
-            clock,
-            counters: Arc::default(),
-        })
+        let ring =
+            unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }.map_err(io::Error::from)?;
+        Ok(Self { ring, clock, counters: Arc::default() })
     }
 
     /// The stage's counters, shared.
@@ -75,11 +69,7 @@ impl EventSource {
     ///
     /// # Errors
     /// When polling the ring buffer's fd fails.
-    pub async fn run(
-        mut self,
-        tx: mpsc::Sender<SocketEvent>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> io::Result<()> {
+    pub async fn run(mut self, tx: mpsc::Sender<SocketEvent>, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
         loop {
             tokio::select! {
                 biased;

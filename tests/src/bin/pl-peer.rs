@@ -15,8 +15,10 @@
 //!   tcp-storm ADDR COUNT            COUNT times: connect, close
 //!   tcp-hold ADDR                   connect, wait for a line on stdin, close
 //!   udp-server ADDR REPLY           receive one datagram, send REPLY bytes back to its source
-//!   udp-client ADDR SEND            send SEND bytes unconnected, receive the reply
+//!   udp-client ADDR SEND [connected]
+//!                                   send SEND bytes (sendto, or connect+send), receive the reply
 //!   connect-refused ADDR            connect, expect ECONNREFUSED
+//!   connect-timeout ADDR            connect, expect ETIMEDOUT (SYNs dropped on the way)
 
 use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -36,14 +38,10 @@ fn ready(port: u16) {
 
 fn read_exact_then_eof(stream: &mut TcpStream, expect: usize, eof: bool) -> Result<(), String> {
     let mut buf = vec![0u8; expect];
-    stream
-        .read_exact(&mut buf)
-        .map_err(|e| format!("reading {expect} bytes: {e}"))?;
+    stream.read_exact(&mut buf).map_err(|e| format!("reading {expect} bytes: {e}"))?;
     if eof {
         let mut extra = [0u8; 1];
-        let n = stream
-            .read(&mut extra)
-            .map_err(|e| format!("reading EOF: {e}"))?;
+        let n = stream.read(&mut extra).map_err(|e| format!("reading EOF: {e}"))?;
         if n != 0 {
             return Err("more bytes than expected".into());
         }
@@ -52,10 +50,7 @@ fn read_exact_then_eof(stream: &mut TcpStream, expect: usize, eof: bool) -> Resu
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
-    args.get(i)
-        .ok_or_else(|| format!("missing {what}"))?
-        .parse()
-        .map_err(|_| format!("bad {what}"))
+    args.get(i).ok_or_else(|| format!("missing {what}"))?.parse().map_err(|_| format!("bad {what}"))
 }
 
 fn port_of(addr: std::io::Result<SocketAddr>) -> Result<u16, String> {
@@ -64,11 +59,7 @@ fn port_of(addr: std::io::Result<SocketAddr>) -> Result<u16, String> {
 
 fn wait_for_stdin_line() -> Result<(), String> {
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map(drop)
-        .map_err(|e| e.to_string())
+    std::io::stdin().lock().read_line(&mut line).map(drop).map_err(|e| e.to_string())
 }
 
 fn tcp_server(addr: SocketAddr, send: usize, expect: usize) -> Result<(), String> {
@@ -77,9 +68,7 @@ fn tcp_server(addr: SocketAddr, send: usize, expect: usize) -> Result<(), String
     ready(port_of(listener.local_addr())?);
     let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
     read_exact_then_eof(&mut stream, expect, false)?;
-    stream
-        .write_all(&vec![b's'; send])
-        .map_err(|e| format!("write: {e}"))
+    stream.write_all(&vec![b's'; send]).map_err(|e| format!("write: {e}"))
 }
 
 fn tcp_client(addr: SocketAddr, send: usize, expect: usize, wait: bool) -> Result<(), String> {
@@ -89,9 +78,7 @@ fn tcp_client(addr: SocketAddr, send: usize, expect: usize, wait: bool) -> Resul
     if wait {
         wait_for_stdin_line()?;
     }
-    stream
-        .write_all(&vec![b'c'; send])
-        .map_err(|e| format!("write: {e}"))?;
+    stream.write_all(&vec![b'c'; send]).map_err(|e| format!("write: {e}"))?;
     read_exact_then_eof(&mut stream, expect, true)
 }
 
@@ -127,44 +114,36 @@ fn udp_server(addr: SocketAddr, reply: usize) -> Result<(), String> {
     let socket = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
     ready(port_of(socket.local_addr())?);
     let mut buf = vec![0u8; 65536];
-    let (_, from) = socket
-        .recv_from(&mut buf)
-        .map_err(|e| format!("recvfrom: {e}"))?;
-    socket
-        .send_to(&vec![b'r'; reply], from)
-        .map_err(|e| format!("sendto: {e}"))?;
+    let (_, from) = socket.recv_from(&mut buf).map_err(|e| format!("recvfrom: {e}"))?;
+    socket.send_to(&vec![b'r'; reply], from).map_err(|e| format!("sendto: {e}"))?;
     Ok(())
 }
 
-fn udp_client(addr: SocketAddr, send: usize) -> Result<(), String> {
+fn udp_client(addr: SocketAddr, send: usize, connected: bool) -> Result<(), String> {
     set_comm("pl-uclient");
-    let any: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    }
-    .parse()
-    .expect("literal");
+    let any: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("literal");
     let socket = UdpSocket::bind(any).map_err(|e| format!("bind: {e}"))?;
-    socket
-        .send_to(&vec![b'q'; send], addr)
-        .map_err(|e| format!("sendto {addr}: {e}"))?;
     let mut buf = vec![0u8; 65536];
-    socket
-        .recv_from(&mut buf)
-        .map_err(|e| format!("recvfrom: {e}"))?;
+    if connected {
+        socket.connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+        socket.send(&vec![b'q'; send]).map_err(|e| format!("send: {e}"))?;
+        socket.recv(&mut buf).map_err(|e| format!("recv: {e}"))?;
+    } else {
+        socket.send_to(&vec![b'q'; send], addr).map_err(|e| format!("sendto {addr}: {e}"))?;
+        socket.recv_from(&mut buf).map_err(|e| format!("recvfrom: {e}"))?;
+    }
     ready(port_of(socket.local_addr())?);
     Ok(())
 }
 
-fn connect_refused(addr: SocketAddr) -> Result<(), String> {
-    set_comm("pl-refused");
+fn connect_fails(addr: SocketAddr, comm: &str, expected: std::io::ErrorKind) -> Result<(), String> {
+    set_comm(comm);
     match TcpStream::connect(addr) {
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+        Err(e) if e.kind() == expected => {
             ready(0);
             Ok(())
         }
-        other => Err(format!("expected ECONNREFUSED from {addr}, got {other:?}")),
+        other => Err(format!("expected {expected:?} from {addr}, got {other:?}")),
     }
 }
 
@@ -183,8 +162,9 @@ fn run(args: &[String]) -> Result<(), String> {
         "tcp-storm" => tcp_storm(addr, arg(args, 2, "COUNT")?),
         "tcp-hold" => tcp_hold(addr),
         "udp-server" => udp_server(addr, arg(args, 2, "REPLY")?),
-        "udp-client" => udp_client(addr, arg(args, 2, "SEND")?),
-        "connect-refused" => connect_refused(addr),
+        "udp-client" => udp_client(addr, arg(args, 2, "SEND")?, args.get(3).map(String::as_str) == Some("connected")),
+        "connect-refused" => connect_fails(addr, "pl-refused", std::io::ErrorKind::ConnectionRefused),
+        "connect-timeout" => connect_fails(addr, "pl-timeout", std::io::ErrorKind::TimedOut),
         other => Err(format!("unknown subcommand {other:?}")),
     }
 }
