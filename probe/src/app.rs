@@ -1,18 +1,26 @@
 //! app: wires the stages together for each command and runs them until the shutdown
 //! signal, which is a parameter so that tests can stop a run.
 //!
-//! watch: loader -> source (ring buffer reader task) -> bounded channel -> printer
-//! (a blocking thread writing to the given output) -> stats at the end.
+//! run:   loader -> source (ring buffer reader task) -> channel -> flow table (this
+//!        task: events, ticks, inventory) -> record batches -> writer thread -> stats.
+//! watch: loader -> source -> channel -> printer thread -> stats.
 
 use std::future::Future;
 use std::io::{self, Write};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::config::WatchConfig;
+use crate::classify::interface_addrs;
+use crate::config::{RunConfig, TraceConfig, WatchConfig};
+use crate::flow::{id, FlowTable, Record};
 use crate::loader::{self, LoadError, Loaded};
+use crate::sink::json::{write_record, write_run_stats, RunStats};
+use crate::sink::stats::PipelineStats;
 use crate::sink::watch::{write_json, write_stats_json, write_stats_text, write_text, WatchStats};
+use crate::source::clock::boot_ns_now;
 use crate::source::{BootClock, EventSource, SocketEvent};
 
 /// Why a command stopped with an error.
@@ -41,7 +49,7 @@ impl AppError {
 }
 
 /// A running tracer: the kernel side attached and a task forwarding decoded events.
-/// Used by `watch` and by tests that want events without a printer.
+/// Used by the commands and by tests that want events without a sink.
 pub struct Tracer {
     /// Decoded events, in ring-buffer order.
     pub events: mpsc::Receiver<SocketEvent>,
@@ -65,15 +73,16 @@ impl Tracer {
     /// # Errors
     /// [`AppError::Load`] when the kernel side cannot start; [`AppError::Source`] when
     /// the ring buffer cannot be registered with the runtime.
-    pub fn start(config: &loader::LoaderConfig, queue: usize) -> Result<Self, AppError> {
-        let mut loaded = loader::load(config)?;
+    pub fn start(config: &TraceConfig) -> Result<Self, AppError> {
+        let mut loaded = loader::load(&config.loader)?;
         let ring = loaded.take_events()?;
         let stats = loaded.take_stats()?;
         let source = EventSource::new(ring, BootClock::now()).map_err(AppError::Source)?;
         let counters = source.counters();
-        let (tx, events) = mpsc::channel(queue);
+        let (tx, events) = mpsc::channel(config.queue);
         let (stop, stop_rx) = watch::channel(false);
         let reader = tokio::spawn(source.run(tx, stop_rx));
+        info!(hooks = loaded.attached.len(), degraded = loaded.degraded.len(), tcp = loaded.tcp_rung.name(), "tracing");
         Ok(Self { events, loaded, stats, counters, stop, reader })
     }
 
@@ -106,6 +115,141 @@ impl Tracer {
             self.counters.channel_full.load(Relaxed),
         )
     }
+
+    /// Kernel and source counters, for the final stats line.
+    #[must_use]
+    pub fn pipeline_stats(&self) -> PipelineStats {
+        let (received, decode_errors, channel_full) = self.source_counts();
+        PipelineStats { kernel: self.kernel_stats(), received, decode_errors, channel_full }
+    }
+
+    /// Stops the reader and waits for it; the event channel then holds what was left.
+    async fn finish_reader(&mut self) -> Result<(), AppError> {
+        self.stop();
+        match (&mut self.reader).await {
+            Ok(Err(e)) => Err(AppError::Source(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How often the flow table looks for records that are due.
+const TICK: Duration = Duration::from_millis(250);
+/// Batches of records between the flow stage and the writer thread.
+const OUTPUT_BATCHES: usize = 4096;
+
+/// `packetless run`: flow records as JSON lines on `out` until `shutdown` completes,
+/// then the last record of every open flow, the inventory and the stats.
+///
+/// # Errors
+/// [`AppError`] when the kernel side cannot start or output cannot be written.
+pub async fn run<W>(config: RunConfig, shutdown: impl Future<Output = ()>, out: W) -> Result<RunStats, AppError>
+where
+    W: Write + Send + 'static,
+{
+    let mut tracer = Tracer::start(&config.trace)?;
+    let mut events = std::mem::replace(&mut tracer.events, mpsc::channel(1).1);
+    let mut table = FlowTable::new(config.flows, BootClock::now(), id::boot_id());
+    table.add_interface_addrs(interface_addrs(), boot_ns_now());
+
+    let (batches, batches_rx) = std_mpsc::sync_channel::<Vec<Record>>(OUTPUT_BATCHES);
+    let writer = std::thread::spawn(move || write_records(&batches_rx, out));
+    let mut output = Output { batches, dropped: 0 };
+
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut inventory =
+        tokio::time::interval_at(tokio::time::Instant::now() + config.inventory_interval, config.inventory_interval);
+    inventory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut batch = Vec::new();
+    let mut open = true;
+    while open {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            ev = events.recv() => match ev {
+                Some(ev) => {
+                    table.on_event(&ev, &mut batch);
+                    // Take what is already queued without yielding, in bounded bites.
+                    for _ in 0..4096 {
+                        let Ok(ev) = events.try_recv() else { break };
+                        table.on_event(&ev, &mut batch);
+                    }
+                }
+                None => open = false,
+            },
+            _ = tick.tick() => table.tick(boot_ns_now(), &mut batch),
+            _ = inventory.tick() => {
+                let now = boot_ns_now();
+                table.add_interface_addrs(interface_addrs(), now);
+                table.inventory(now, &mut batch);
+            }
+        }
+        output.send(&mut batch)?;
+    }
+
+    info!("stopping: draining events and flushing flows");
+    let reader = tracer.finish_reader().await;
+    while let Some(ev) = events.recv().await {
+        table.on_event(&ev, &mut batch);
+    }
+    let now = boot_ns_now();
+    table.tick(now, &mut batch);
+    table.flush(now, &mut batch);
+    output.send(&mut batch)?;
+    let dropped = output.dropped;
+    drop(output);
+    let mut out = writer
+        .join()
+        .map_err(|_| AppError::Output(io::Error::other("writer thread panicked")))?
+        .map_err(AppError::Output)?;
+    reader?;
+    let stats = RunStats { pipeline: tracer.pipeline_stats(), flows: table.counters(), output_dropped: dropped };
+    write_run_stats(&mut out, &stats).and_then(|()| out.flush()).map_err(AppError::Output)?;
+    Ok(stats)
+}
+
+/// The flow stage's end of the channel to the writer thread.
+struct Output {
+    batches: std_mpsc::SyncSender<Vec<Record>>,
+    dropped: u64,
+}
+
+impl Output {
+    /// Hands the batch to the writer; when the writer is behind, the records are
+    /// dropped and counted rather than stalling the pipeline.
+    fn send(&mut self, batch: &mut Vec<Record>) -> Result<(), AppError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.batches.try_send(std::mem::take(batch)) {
+            Ok(()) => Ok(()),
+            Err(std_mpsc::TrySendError::Full(lost)) => {
+                let n = lost.len() as u64;
+                self.dropped += n;
+                warn!(records = n, total = self.dropped, "output is not keeping up; records dropped");
+                Ok(())
+            }
+            Err(std_mpsc::TrySendError::Disconnected(_)) => {
+                Err(AppError::Output(io::Error::new(io::ErrorKind::BrokenPipe, "output closed")))
+            }
+        }
+    }
+}
+
+/// The writer thread: every record as a JSON line, flushed once the queue is empty.
+fn write_records<W: Write>(batches: &std_mpsc::Receiver<Vec<Record>>, out: W) -> io::Result<io::BufWriter<W>> {
+    let mut out = io::BufWriter::with_capacity(256 * 1024, out);
+    while let Ok(batch) = batches.recv() {
+        batch.iter().try_for_each(|r| write_record(&mut out, r))?;
+        while let Ok(more) = batches.try_recv() {
+            more.iter().try_for_each(|r| write_record(&mut out, r))?;
+        }
+        out.flush()?;
+    }
+    out.flush()?;
+    Ok(out)
 }
 
 /// `packetless watch`: prints events to `out` until `shutdown` completes, then the
@@ -117,8 +261,7 @@ pub async fn watch<W>(config: WatchConfig, shutdown: impl Future<Output = ()>, o
 where
     W: Write + Send + 'static,
 {
-    let mut tracer = Tracer::start(&config.loader, config.queue)?;
-    info!(hooks = tracer.attached().len(), degraded = tracer.loaded.degraded.len(), "tracing");
+    let mut tracer = Tracer::start(&config.trace)?;
     let events = std::mem::replace(&mut tracer.events, mpsc::channel(1).1);
     let filter = config.filter;
     let json = config.json;
@@ -126,16 +269,12 @@ where
 
     shutdown.await;
     info!("stopping: draining events");
-    tracer.stop();
-    let reader_result = (&mut tracer.reader).await;
+    let reader = tracer.finish_reader().await;
     let (mut out, printed) =
         printer.await.map_err(|e| AppError::Output(io::Error::other(e)))?.map_err(AppError::Output)?;
-    if let Ok(Err(e)) = reader_result {
-        return Err(AppError::Source(e));
-    }
+    reader?;
 
-    let (received, decode_errors, channel_full) = tracer.source_counts();
-    let stats = WatchStats { kernel: tracer.kernel_stats(), received, decode_errors, channel_full, printed };
+    let stats = WatchStats { pipeline: tracer.pipeline_stats(), printed };
     if json {
         write_stats_json(&mut out, &stats).and_then(|()| out.flush()).map_err(AppError::Output)?;
     } else {

@@ -1,5 +1,8 @@
 //! Command line: clap structures whose doc comments are the `--help` text. They hold
-//! raw user input; `config.rs` validates them into a `Config` before anything runs.
+//! raw user input; `config.rs` validates them into settings before anything runs.
+
+// Doc comments here are --help text for users, where Markdown backticks would show.
+#![allow(clippy::doc_markdown)]
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -21,21 +24,109 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Trace every TCP and UDP socket and print flow records (the main job).
+    ///
+    /// One JSON object per line on stdout:
+    ///   "kind":"flow"        a connection (TCP) or a socket's exchange with one peer
+    ///                        (UDP): src = client, dst = server, direction
+    ///                        (local|inbound|outbound), state (open|update|closed),
+    ///                        bytes and packets each way, retransmits, RTT, connect
+    ///                        latency, end reason, and the processes of both ends when
+    ///                        they are on this host (one record, not two).
+    ///   "kind":"listen"      a listening TCP socket or bound UDP socket.
+    ///   "kind":"dependency"  a destination of this host's outbound flows.
+    ///   "kind":"local_ip"    an address of this host.
+    /// Listen, dependency and local_ip records are repeated every
+    /// --inventory-interval and at exit. SIGTERM or Ctrl-C emits the last record
+    /// of every open flow, the inventory, then a {"kind":"stats",...} line.
+    ///
+    /// Needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN, and a kernel with BTF.
+    #[command(verbatim_doc_comment)]
+    Run(RunArgs),
+
     /// Print every socket event as the kernel reports it, one line each.
     ///
-    /// Events: connect (with handshake latency), `connect_failed` (with the reason),
+    /// Events: connect (with handshake latency), connect_failed (with the reason),
     /// accept (attributed to the accepting process), close (final byte, segment and
     /// retransmit counters, RTT), retransmit, send/recv (UDP datagrams with peer and
-    /// size), listen (TCP listen, UDP bind), `udp_close`.
+    /// size), listen (TCP listen, UDP bind), udp_close.
     ///
     /// Without filters every event is shown. -i/-o/-r/-c choose event kinds and may be
     /// combined; -t/-u choose protocols. Ctrl-C or SIGTERM ends the command after
     /// printing the kernel-side loss counters (on stderr, or as a final
     /// {"event":"stats",...} line with --json).
     ///
-    /// Needs root, or `CAP_BPF` + `CAP_PERFMON` + `CAP_NET_ADMIN`, and a kernel with BTF.
+    /// Needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN, and a kernel with BTF.
     #[command(verbatim_doc_comment)]
     Watch(WatchArgs),
+}
+
+/// Options shared by every command that traces.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// Trace only these network namespaces: `self`, a name from `ip netns`
+    /// (/var/run/netns/NAME), a path such as /proc/PID/ns/net, or an inode number.
+    /// Repeat the option for several. Sockets elsewhere are neither traced nor
+    /// counted as this host's. Default: every namespace.
+    #[arg(long = "netns", value_name = "NETNS")]
+    pub netns: Vec<String>,
+
+    /// Size of the kernel's event ring buffer in bytes: a power of two, at least 4096
+    /// (suffixes K and M accepted). Raise it if `ringbuf_full` losses are reported.
+    #[arg(long, default_value = "16M", value_name = "BYTES")]
+    pub ring_buffer_size: String,
+
+    /// Events held between the kernel reader and the next stage before new ones are
+    /// dropped (and counted as channel_full).
+    #[arg(long, default_value_t = 262_144, value_name = "EVENTS")]
+    pub queue: usize,
+
+    /// Hooks that trace TCP: `btf` (BTF-typed tracepoints), `tracepoint` (classic
+    /// tracepoints through tracefs, plus sockops), or `auto` (btf when the kernel
+    /// accepts it, else tracepoint).
+    #[arg(long, value_enum, default_value = "auto", value_name = "RUNG")]
+    pub tcp_hooks: TcpHooksArg,
+}
+
+/// Options of `packetless run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Tracing options.
+    #[command(flatten)]
+    pub trace: TraceArgs,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "json")]
+    pub output: OutputArg,
+
+    /// Interval between records of a flow that stays open (e.g. 30s, 5m).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub update_interval: String,
+
+    /// A UDP flow without datagrams for this long is closed with end_reason timeout.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub udp_idle_timeout: String,
+
+    /// How long a new flow waits for the other end of an intra-host connection before
+    /// its first record (both ends then share one record).
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub pair_window: String,
+
+    /// Interval between repetitions of the listen, dependency and local_ip records.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    pub inventory_interval: String,
+
+    /// Most flows held at once; beyond it the oldest are dropped and counted
+    /// (flows_evicted).
+    #[arg(long, default_value_t = 1_000_000, value_name = "FLOWS")]
+    pub max_flows: usize,
+}
+
+/// `--output` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputArg {
+    /// One JSON object per line.
+    Json,
 }
 
 /// Options of `packetless watch`.
@@ -54,7 +145,7 @@ pub struct WatchArgs {
     #[arg(short = 'i', long = "in")]
     pub incoming: bool,
 
-    /// Show outgoing events: connect, `connect_failed`, and UDP send.
+    /// Show outgoing events: connect, connect_failed, and UDP send.
     #[arg(short = 'o', long = "out")]
     pub outgoing: bool,
 
@@ -70,27 +161,9 @@ pub struct WatchArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Trace only these network namespaces: `self`, a name from `ip netns`
-    /// (/var/run/netns/NAME), a path such as /proc/PID/ns/net, or an inode number.
-    /// Repeat the option for several. Default: every namespace.
-    #[arg(long = "netns", value_name = "NETNS")]
-    pub netns: Vec<String>,
-
-    /// Size of the kernel's event ring buffer in bytes: a power of two, at least 4096
-    /// (suffixes K and M accepted). Raise it if `ringbuf_full` losses are reported.
-    #[arg(long, default_value = "16M", value_name = "BYTES")]
-    pub ring_buffer_size: String,
-
-    /// Hooks that trace TCP: `btf` (BTF-typed tracepoints), `tracepoint` (classic
-    /// tracepoints through tracefs, plus sockops), or `auto` (btf when the kernel
-    /// accepts it, else tracepoint).
-    #[arg(long, value_enum, default_value = "auto", value_name = "RUNG")]
-    pub tcp_hooks: TcpHooksArg,
-
-    /// Events held between the kernel reader and the printer before new ones are
-    /// dropped (and counted as `channel_full`).
-    #[arg(long, default_value_t = 262_144, value_name = "EVENTS")]
-    pub queue: usize,
+    /// Tracing options.
+    #[command(flatten)]
+    pub trace: TraceArgs,
 }
 
 /// `--tcp-hooks` values.

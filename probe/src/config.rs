@@ -4,7 +4,10 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{TcpHooksArg, WatchArgs};
+use std::time::Duration;
+
+use crate::cli::{RunArgs, TcpHooksArg, TraceArgs, WatchArgs};
+use crate::flow::FlowConfig;
 use crate::loader::{LoaderConfig, TcpHooks};
 use crate::sink::watch::EventFilter;
 
@@ -30,19 +33,137 @@ pub enum ConfigError {
     /// `--queue` is zero.
     #[error("--queue must be at least 1")]
     Queue,
+    /// A duration option is malformed or out of range.
+    #[error("--{flag} {value}: {reason}")]
+    Duration {
+        /// The option, without dashes.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `--max-flows` is zero.
+    #[error("--max-flows must be at least 1")]
+    MaxFlows,
+}
+
+/// Settings of the tracer, shared by every command that traces.
+#[derive(Clone, Debug)]
+pub struct TraceConfig {
+    /// Kernel side.
+    pub loader: LoaderConfig,
+    /// Capacity of the channel after the ring-buffer reader.
+    pub queue: usize,
+}
+
+impl TraceConfig {
+    /// Validates the shared tracing options.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the offending flag.
+    pub fn from_args(args: &TraceArgs, udp: bool) -> Result<Self, ConfigError> {
+        if args.queue == 0 {
+            return Err(ConfigError::Queue);
+        }
+        Ok(Self {
+            loader: LoaderConfig {
+                netns: args.netns.iter().map(|s| netns_inode(s)).collect::<Result<_, _>>()?,
+                udp,
+                ring_buffer_bytes: parse_ring_buffer_size(&args.ring_buffer_size)?,
+                tcp_hooks: match args.tcp_hooks {
+                    TcpHooksArg::Auto => TcpHooks::Auto,
+                    TcpHooksArg::Btf => TcpHooks::Btf,
+                    TcpHooksArg::Tracepoint => TcpHooks::Tracepoint,
+                },
+            },
+            queue: args.queue,
+        })
+    }
+}
+
+/// Settings of `packetless run`.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Tracer.
+    pub trace: TraceConfig,
+    /// Flow table.
+    pub flows: FlowConfig,
+    /// Interval of the inventory (listen, dependency and `local_ip` records).
+    pub inventory_interval: Duration,
+}
+
+impl RunConfig {
+    /// Validates the `run` arguments.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the offending flag.
+    pub fn from_args(args: &RunArgs) -> Result<Self, ConfigError> {
+        if args.max_flows == 0 {
+            return Err(ConfigError::MaxFlows);
+        }
+        Ok(Self {
+            trace: TraceConfig::from_args(&args.trace, true)?,
+            flows: FlowConfig {
+                pair_window: parse_duration("pair-window", &args.pair_window)?,
+                update_interval: positive(
+                    parse_duration("update-interval", &args.update_interval)?,
+                    "update-interval",
+                    &args.update_interval,
+                )?,
+                udp_idle_timeout: positive(
+                    parse_duration("udp-idle-timeout", &args.udp_idle_timeout)?,
+                    "udp-idle-timeout",
+                    &args.udp_idle_timeout,
+                )?,
+                max_flows: args.max_flows,
+            },
+            inventory_interval: positive(
+                parse_duration("inventory-interval", &args.inventory_interval)?,
+                "inventory-interval",
+                &args.inventory_interval,
+            )?,
+        })
+    }
+}
+
+fn positive(d: Duration, flag: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    if d.is_zero() {
+        Err(ConfigError::Duration { flag, value: value.to_owned(), reason: "must be greater than zero" })
+    } else {
+        Ok(d)
+    }
+}
+
+/// `500ms`, `30s`, `5m`, `2h`; a bare number is seconds.
+///
+/// # Errors
+/// [`ConfigError::Duration`] naming `flag` when malformed.
+pub fn parse_duration(flag: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let err = |reason| ConfigError::Duration { flag, value: value.to_owned(), reason };
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| err("expected a number with a unit: ms, s, m or h (e.g. 30s)"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(err("unknown unit: use ms, s, m or h")),
+    };
+    Ok(d)
 }
 
 /// Settings of `packetless watch`.
 #[derive(Clone, Debug)]
 pub struct WatchConfig {
-    /// Kernel side.
-    pub loader: LoaderConfig,
+    /// Tracer.
+    pub trace: TraceConfig,
     /// Which events to print.
     pub filter: EventFilter,
     /// JSON lines instead of text.
     pub json: bool,
-    /// Capacity of the channel between reader and printer.
-    pub queue: usize,
 }
 
 impl WatchConfig {
@@ -59,24 +180,7 @@ impl WatchConfig {
             retransmits: args.retransmits,
             tcp_close: args.tcp_close,
         };
-        if args.queue == 0 {
-            return Err(ConfigError::Queue);
-        }
-        Ok(Self {
-            loader: LoaderConfig {
-                netns: args.netns.iter().map(|s| netns_inode(s)).collect::<Result<_, _>>()?,
-                udp: filter.udp,
-                ring_buffer_bytes: parse_ring_buffer_size(&args.ring_buffer_size)?,
-                tcp_hooks: match args.tcp_hooks {
-                    TcpHooksArg::Auto => TcpHooks::Auto,
-                    TcpHooksArg::Btf => TcpHooks::Btf,
-                    TcpHooksArg::Tracepoint => TcpHooks::Tracepoint,
-                },
-            },
-            filter,
-            json: args.json,
-            queue: args.queue,
-        })
+        Ok(Self { trace: TraceConfig::from_args(&args.trace, filter.udp)?, filter, json: args.json })
     }
 }
 
@@ -160,6 +264,18 @@ mod tests {
         assert!(parse_ring_buffer_size("3M").unwrap_err().to_string().contains("power of two"));
         assert!(parse_ring_buffer_size("1024").unwrap_err().to_string().contains("at least 4096"));
         assert!(parse_ring_buffer_size("lots").unwrap_err().to_string().starts_with("--ring-buffer-size lots"));
+    }
+
+    #[test]
+    fn durations_take_units_and_name_the_flag_when_wrong() {
+        assert_eq!(parse_duration("x", "500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("x", "30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("x", "5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("x", "2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("x", "7").unwrap(), Duration::from_secs(7));
+        let e = parse_duration("update-interval", "soon").unwrap_err().to_string();
+        assert!(e.starts_with("--update-interval soon: expected a number"), "{e}");
+        assert!(parse_duration("x", "5d").unwrap_err().to_string().contains("unknown unit"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use packetless::app;
 use packetless::cli::{Cli, Command};
-use packetless::config::WatchConfig;
+use packetless::config::{ConfigError, RunConfig, WatchConfig};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -23,24 +23,28 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match cli.command {
-        Command::Watch(args) => {
-            let config = match WatchConfig::from_args(&args) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            match runtime.block_on(app::watch(config, shutdown_signal(), std::io::stdout())) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
-                }
-            }
+    let result = match cli.command {
+        Command::Run(args) => match RunConfig::from_args(&args) {
+            Ok(config) => runtime.block_on(app::run(config, shutdown_signal(), std::io::stdout())).map(drop),
+            Err(e) => return usage_error(&e),
+        },
+        Command::Watch(args) => match WatchConfig::from_args(&args) {
+            Ok(config) => runtime.block_on(app::watch(config, shutdown_signal(), std::io::stdout())).map(drop),
+            Err(e) => return usage_error(&e),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
+}
+
+fn usage_error(e: &ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
 }
 
 fn init_logging(level: &str) -> Result<(), tracing_subscriber::filter::ParseError> {

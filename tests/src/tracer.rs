@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use packetless::app::Tracer;
+use packetless::config::TraceConfig;
 use packetless::loader::{LoaderConfig, TcpHooks};
 use packetless::source::SocketEvent;
 
@@ -27,7 +28,8 @@ impl Events {
     /// (the caller checked [`kernel_tests_enabled`]).
     #[must_use]
     pub fn start(config: &LoaderConfig) -> Self {
-        let tracer = Tracer::start(config, 1 << 20).unwrap_or_else(|e| panic!("eBPF tracer failed to start: {e}"));
+        let trace = TraceConfig { loader: config.clone(), queue: 1 << 20 };
+        let tracer = Tracer::start(&trace).unwrap_or_else(|e| panic!("eBPF tracer failed to start: {e}"));
         Self { tracer, seen: Vec::new() }
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::stats::PipelineStats;
 use super::timefmt::{epoch_seconds, rfc3339_micros};
 use crate::source::{Detail, Proto, SocketEvent};
 
@@ -156,7 +157,7 @@ impl<'a> EventLine<'a> {
                 line.errno = Some(error.errno);
                 line.latency_us = after.map(micros);
             }
-            Detail::Close { from, counters } => {
+            Detail::Close { from, counters, .. } => {
                 line.bytes_sent = Some(counters.bytes_sent);
                 line.bytes_received = Some(counters.bytes_received);
                 line.segs_in = Some(counters.segs_in);
@@ -222,7 +223,7 @@ pub fn write_text(out: &mut impl Write, ev: &SocketEvent) -> io::Result<()> {
             }
         }
         Detail::ConnectFailed { error, .. } => write!(out, "[reason: {}]", error.reason())?,
-        Detail::Close { from, counters } => write!(
+        Detail::Close { from, counters, .. } => write!(
             out,
             "[sent: {} rcvd: {} bytes][segs in/out: {}/{}][retr: {}][srtt: {} usec][from: {}]",
             counters.bytes_sent,
@@ -240,17 +241,12 @@ pub fn write_text(out: &mut impl Write, ev: &SocketEvent) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// Loss and volume counters reported when `watch` ends.
+/// Counters reported when `watch` ends.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct WatchStats {
-    /// Kernel-side counters by name (`ringbuf_full`, `storage_fail`, ...).
-    pub kernel: std::collections::BTreeMap<&'static str, u64>,
-    /// Records read from the ring buffer.
-    pub received: u64,
-    /// Records that did not decode.
-    pub decode_errors: u64,
-    /// Events dropped between reader and printer.
-    pub channel_full: u64,
+    /// Kernel and source counters.
+    #[serde(flatten)]
+    pub pipeline: PipelineStats,
     /// Events printed.
     pub printed: u64,
 }
@@ -275,12 +271,13 @@ pub fn write_stats_json(out: &mut impl Write, stats: &WatchStats) -> io::Result<
 /// # Errors
 /// When writing fails.
 pub fn write_stats_text(out: &mut impl Write, stats: &WatchStats) -> io::Result<()> {
+    let p = &stats.pipeline;
     write!(
         out,
         "stats: received={} printed={} decode_errors={} channel_full={}",
-        stats.received, stats.printed, stats.decode_errors, stats.channel_full
+        p.received, stats.printed, p.decode_errors, p.channel_full
     )?;
-    for (name, value) in &stats.kernel {
+    for (name, value) in &p.kernel {
         write!(out, " kernel.{name}={value}")?;
     }
     out.write_all(b"\n")
@@ -344,7 +341,7 @@ mod tests {
     fn close_and_failure_json_carry_counters_and_reason() {
         let counters =
             TcpCounters { bytes_sent: 5, bytes_received: 6, segs_in: 7, segs_out: 8, retransmits: 2, srtt_us: 30 };
-        let v = json(&event(Detail::Close { from: Some(TcpState::FinWait2), counters }, Proto::Tcp));
+        let v = json(&event(Detail::Close { from: Some(TcpState::FinWait2), opening: None, counters }, Proto::Tcp));
         assert_eq!((v["bytes_sent"].as_u64(), v["bytes_received"].as_u64()), (Some(5), Some(6)));
         assert_eq!(v["retransmits"], 2);
         assert_eq!(v["state"], "fin_wait2");

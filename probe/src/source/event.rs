@@ -164,6 +164,15 @@ impl ConnectError {
     }
 }
 
+/// How a TCP connection was opened, seen from one socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opening {
+    /// This socket connected (it is the client).
+    Active,
+    /// This socket was accepted (it is the server's end).
+    Passive,
+}
+
 /// Final counters of a TCP socket, in payload bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TcpCounters {
@@ -204,6 +213,8 @@ pub enum Detail {
     Close {
         /// State it left for CLOSE.
         from: Option<TcpState>,
+        /// How the connection was opened, when the socket's history says so.
+        opening: Option<Opening>,
         /// Final counters.
         counters: TcpCounters,
     },
@@ -378,8 +389,17 @@ impl SocketEvent {
             EventKind::Accept => Detail::Accept,
             EventKind::Close => {
                 let (bytes_sent, bytes_received) = payload_bytes(raw);
+                let seen = |state: TcpState| raw.states_seen & state_bit(state) != 0;
+                let opening = if seen(TcpState::SynSent) {
+                    Some(Opening::Active)
+                } else if seen(TcpState::SynRecv) {
+                    Some(Opening::Passive)
+                } else {
+                    None
+                };
                 Detail::Close {
                     from: TcpState::from_raw(raw.oldstate),
+                    opening,
                     counters: TcpCounters {
                         bytes_sent,
                         bytes_received,

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
 pub use clock::BootClock;
-pub use event::{ConnectError, DecodeError, Detail, Owner, Proto, SocketEvent, TcpCounters, TcpState};
+pub use event::{ConnectError, DecodeError, Detail, Opening, Owner, Proto, SocketEvent, TcpCounters, TcpState};
 
 /// Counters of the source stage. Written by the reader only; read by anyone.
 #[derive(Debug, Default)]

@@ -1,0 +1,720 @@
+//! flow: where flow records are born. Socket events from the source stage are folded
+//! into flows, one per TCP connection (both ends merged when both are on this host)
+//! and one per UDP socket and peer; [`FlowTable::tick`] emits them when they open,
+//! periodically while they last, and when they end.
+//!
+//! source ([`SocketEvent`]) -> [`FlowTable::on_event`] -> flows, listening sockets, own
+//! addresses -> [`FlowTable::tick`] / [`FlowTable::flush`] -> [`Record`]s -> sinks.
+//!
+//! Time is the kernel's `CLOCK_BOOTTIME` in nanoseconds, as carried by events, so the
+//! table runs on a fake clock in tests. A new flow waits `pair_window` before its first
+//! record, so that the other end of an intra-host connection can join it and one
+//! record names both processes; a flow that ends inside that window gets a single
+//! `closed` record.
+
+pub mod id;
+pub mod record;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use crate::classify::{canonical_ip, classify, is_loopback, Direction, End, HostAddrs};
+use crate::source::{BootClock, ConnectError, Detail, Opening, Owner, Proto, SocketEvent, TcpCounters, TcpState};
+pub use record::{DependencyRecord, EndReason, FlowRecord, FlowState, ListenRecord, LocalIpRecord, Process, Record};
+
+/// Settings of the flow table.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowConfig {
+    /// How long a new flow waits for its other end before its first record.
+    pub pair_window: Duration,
+    /// Interval between records of a long-lived flow.
+    pub update_interval: Duration,
+    /// A UDP flow without datagrams for this long is closed (`timeout`).
+    pub udp_idle_timeout: Duration,
+    /// Most flows held at once; beyond, the oldest is emitted and forgotten.
+    pub max_flows: usize,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            pair_window: Duration::from_millis(500),
+            update_interval: Duration::from_secs(30),
+            udp_idle_timeout: Duration::from_secs(60),
+            max_flows: 1_000_000,
+        }
+    }
+}
+
+/// Counters of the flow stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FlowCounters {
+    /// Flows emitted and forgotten because the table was full.
+    pub flows_evicted: u64,
+    /// UDP datagrams whose peer the kernel could not tell (not counted in any flow).
+    pub udp_peer_unknown: u64,
+    /// Flow records emitted.
+    pub flow_records: u64,
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// One traced end of a flow (a socket on this host).
+#[derive(Clone, Debug)]
+struct Half {
+    cookie: u64,
+    netns: u32,
+    local: SocketAddr,
+    remote: SocketAddr,
+    owner: Option<Owner>,
+    sent_bytes: u64,
+    recv_bytes: u64,
+    sent_packets: u64,
+    recv_packets: u64,
+    retransmits: u64,
+    srtt_us: Option<u32>,
+    /// Boot time of the end of this socket's part of the flow.
+    closed_ns: Option<u64>,
+    /// The state the socket closed from (TCP).
+    closed_from: Option<TcpState>,
+}
+
+impl Half {
+    fn new(ev: &SocketEvent) -> Self {
+        Self {
+            cookie: ev.cookie,
+            netns: ev.netns,
+            local: ev.local,
+            remote: ev.remote,
+            owner: ev.owner.clone(),
+            sent_bytes: 0,
+            recv_bytes: 0,
+            sent_packets: 0,
+            recv_packets: 0,
+            retransmits: 0,
+            srtt_us: None,
+            closed_ns: None,
+            closed_from: None,
+        }
+    }
+
+    fn set_tcp_counters(&mut self, c: &TcpCounters) {
+        self.sent_bytes = c.bytes_sent;
+        self.recv_bytes = c.bytes_received;
+        self.sent_packets = u64::from(c.segs_out);
+        self.recv_packets = u64::from(c.segs_in);
+        self.retransmits = self.retransmits.max(u64::from(c.retransmits));
+        if c.srtt_us != 0 {
+            self.srtt_us = Some(c.srtt_us);
+        }
+    }
+
+    fn process(&self) -> Option<Process> {
+        self.owner.as_ref().map(|o| Process::from_owner(o, self.netns))
+    }
+}
+
+/// Which end of a connection a socket is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Client,
+    Server,
+}
+
+struct Flow {
+    id: String,
+    proto: Proto,
+    client: Option<Half>,
+    server: Option<Half>,
+    first_ns: u64,
+    last_ns: u64,
+    announced: bool,
+    last_emit_ns: u64,
+    direction: Option<Direction>,
+    connect_latency: Option<Duration>,
+    connect_error: Option<ConnectError>,
+    /// Set when the flow is over for a reason other than its sockets closing.
+    end: Option<EndReason>,
+    /// The pairing key while the flow waits for its other end (TCP).
+    tuple: Option<TupleKey>,
+}
+
+impl Flow {
+    fn halves(&self) -> impl Iterator<Item = &Half> {
+        self.client.iter().chain(self.server.iter())
+    }
+
+    fn slot(&mut self, role: Role) -> &mut Option<Half> {
+        match role {
+            Role::Client => &mut self.client,
+            Role::Server => &mut self.server,
+        }
+    }
+
+    /// Every traced end has closed, or the flow ended otherwise.
+    fn done(&self) -> bool {
+        self.end.is_some() || self.halves().all(|h| h.closed_ns.is_some())
+    }
+
+    fn last_close_ns(&self) -> u64 {
+        self.halves().filter_map(|h| h.closed_ns).max().unwrap_or(self.last_ns)
+    }
+
+    fn paired(&self) -> bool {
+        self.client.is_some() && self.server.is_some()
+    }
+
+    fn end_reason(&self) -> EndReason {
+        if let Some(end) = self.end {
+            return end;
+        }
+        // An orderly close leaves ESTABLISHED through the FIN states; a socket that
+        // goes to CLOSE straight from ESTABLISHED (or with unread data, from
+        // CLOSE_WAIT) was reset.
+        let aborted = self
+            .halves()
+            .any(|h| matches!(h.closed_from, Some(TcpState::Established | TcpState::SynRecv | TcpState::CloseWait)));
+        if aborted {
+            EndReason::Rst
+        } else {
+            EndReason::Fin
+        }
+    }
+}
+
+/// (client, server) addresses in canonical form: the key that pairs two traced ends.
+type TupleKey = (Proto, SocketAddr, SocketAddr);
+
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(addr.ip()), addr.port())
+}
+
+struct ListenEntry {
+    proto: Proto,
+    local: SocketAddr,
+    netns: u32,
+    owner: Option<Owner>,
+    first_ns: u64,
+}
+
+struct Dependency {
+    first_ns: u64,
+    last_ns: u64,
+    flows: u64,
+    last_process: Option<Process>,
+}
+
+/// The flow table.
+pub struct FlowTable {
+    config: FlowConfig,
+    clock: BootClock,
+    boot_id: String,
+    flows: HashMap<u64, Flow>,
+    next_flow: u64,
+    created: VecDeque<u64>,
+    tcp_by_cookie: HashMap<u64, u64>,
+    udp_by_peer: HashMap<(u64, SocketAddr), u64>,
+    udp_peers_of: HashMap<u64, Vec<SocketAddr>>,
+    by_tuple: HashMap<TupleKey, u64>,
+    listens: HashMap<u64, ListenEntry>,
+    host: HostAddrs,
+    local_ips: HashMap<IpAddr, (u64, u64)>,
+    deps: HashMap<(Proto, IpAddr, u16), Dependency>,
+    counters: FlowCounters,
+}
+
+impl FlowTable {
+    /// An empty table. `boot_id` makes flow ids unique across reboots.
+    #[must_use]
+    pub fn new(config: FlowConfig, clock: BootClock, boot_id: String) -> Self {
+        Self {
+            config,
+            clock,
+            boot_id,
+            flows: HashMap::new(),
+            next_flow: 0,
+            created: VecDeque::new(),
+            tcp_by_cookie: HashMap::new(),
+            udp_by_peer: HashMap::new(),
+            udp_peers_of: HashMap::new(),
+            by_tuple: HashMap::new(),
+            listens: HashMap::new(),
+            host: HostAddrs::default(),
+            local_ips: HashMap::new(),
+            deps: HashMap::new(),
+            counters: FlowCounters::default(),
+        }
+    }
+
+    /// The stage's counters.
+    #[must_use]
+    pub fn counters(&self) -> FlowCounters {
+        self.counters
+    }
+
+    /// Flows currently held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Whether no flow is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Records addresses of this host's interfaces, seen at `now_ns`.
+    pub fn add_interface_addrs(&mut self, addrs: impl IntoIterator<Item = IpAddr>, now_ns: u64) {
+        for ip in addrs {
+            self.see_local_ip(ip, now_ns);
+        }
+    }
+
+    fn see_local_ip(&mut self, ip: IpAddr, now_ns: u64) {
+        let ip = canonical_ip(ip);
+        if ip.is_unspecified() {
+            return;
+        }
+        if !self.host.is_own(ip) {
+            self.host.add_own(ip);
+        }
+        if is_loopback(ip) {
+            return;
+        }
+        let seen = self.local_ips.entry(ip).or_insert((now_ns, now_ns));
+        seen.1 = seen.1.max(now_ns);
+    }
+
+    /// Folds one socket event into the table; listen records are emitted at once.
+    pub fn on_event(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
+        match &ev.detail {
+            Detail::Listen => self.on_listen(ev, out),
+            Detail::Connect { latency, .. } => {
+                self.see_local_ip(ev.local.ip(), ev.boot_ns);
+                let fid = self.tcp_half(ev, Role::Client);
+                if let Some(flow) = self.flows.get_mut(&fid) {
+                    flow.connect_latency = *latency;
+                }
+            }
+            Detail::Accept => {
+                self.see_local_ip(ev.local.ip(), ev.boot_ns);
+                self.tcp_half(ev, Role::Server);
+            }
+            Detail::ConnectFailed { error, .. } => {
+                let fid = self.tcp_half(ev, Role::Client);
+                if let Some(flow) = self.flows.get_mut(&fid) {
+                    flow.end = Some(EndReason::FailedConnect);
+                    flow.connect_error = Some(*error);
+                    if let Some(h) = flow.client.as_mut() {
+                        h.closed_ns = Some(ev.boot_ns);
+                    }
+                }
+            }
+            Detail::Close { from, opening, counters } => {
+                if *from == Some(TcpState::Listen) || self.listens.contains_key(&ev.cookie) {
+                    self.on_unlisten(ev, out);
+                    return;
+                }
+                // Without the socket's history (older than the probe), a socket on a
+                // listened port is the server's end.
+                let server = match opening {
+                    Some(o) => *o == Opening::Passive,
+                    None => self.host.is_listening(ev.netns, Proto::Tcp, ev.local.port()),
+                };
+                let role = if server { Role::Server } else { Role::Client };
+                let fid = self.tcp_half(ev, role);
+                if let Some(half) = self.flows.get_mut(&fid).and_then(|f| find_half(f, ev.cookie)) {
+                    half.set_tcp_counters(counters);
+                    half.closed_ns = Some(ev.boot_ns);
+                    half.closed_from = *from;
+                    if half.owner.is_none() {
+                        half.owner.clone_from(&ev.owner);
+                    }
+                }
+            }
+            Detail::Retransmit { count, .. } => {
+                if let Some(flow) = self.tcp_by_cookie.get(&ev.cookie).and_then(|fid| self.flows.get_mut(fid)) {
+                    flow.last_ns = flow.last_ns.max(ev.boot_ns);
+                    if let Some(half) = find_half(flow, ev.cookie) {
+                        half.retransmits = half.retransmits.max(u64::from(*count));
+                    }
+                }
+            }
+            Detail::UdpSend { bytes } => self.on_datagram(ev, *bytes, true),
+            Detail::UdpRecv { bytes } => self.on_datagram(ev, *bytes, false),
+            Detail::UdpClose => self.on_udp_close(ev, out),
+        }
+    }
+
+    fn on_listen(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
+        self.see_local_ip(ev.local.ip(), ev.boot_ns);
+        self.host.listen(ev.netns, ev.proto, ev.local.port());
+        let entry = ListenEntry {
+            proto: ev.proto,
+            local: ev.local,
+            netns: ev.netns,
+            owner: ev.owner.clone(),
+            first_ns: ev.boot_ns,
+        };
+        out.push(self.listen_record(&entry, FlowState::Open, ev.boot_ns));
+        self.listens.insert(ev.cookie, entry);
+    }
+
+    fn on_unlisten(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
+        let entry = self.listens.remove(&ev.cookie).unwrap_or(ListenEntry {
+            proto: ev.proto,
+            local: ev.local,
+            netns: ev.netns,
+            owner: ev.owner.clone(),
+            first_ns: ev.boot_ns,
+        });
+        self.host.unlisten(entry.netns, entry.proto, entry.local.port());
+        out.push(self.listen_record(&entry, FlowState::Closed, ev.boot_ns));
+    }
+
+    fn listen_record(&self, entry: &ListenEntry, state: FlowState, now_ns: u64) -> Record {
+        Record::Listen(ListenRecord {
+            proto: entry.proto,
+            ip_version: if entry.local.is_ipv4() { 4 } else { 6 },
+            ip: entry.local.ip(),
+            port: entry.local.port(),
+            netns: entry.netns,
+            state,
+            first_seen: self.clock.wall_time(entry.first_ns),
+            last_seen: self.clock.wall_time(now_ns),
+            process: entry.owner.as_ref().map(|o| Process::from_owner(o, entry.netns)),
+        })
+    }
+
+    /// The flow of a TCP socket, created (and paired with its other end when that
+    /// is traced and waiting) if new. Returns the flow's key.
+    fn tcp_half(&mut self, ev: &SocketEvent, role: Role) -> u64 {
+        if let Some(&fid) = self.tcp_by_cookie.get(&ev.cookie) {
+            if let Some(flow) = self.flows.get_mut(&fid) {
+                flow.last_ns = flow.last_ns.max(ev.boot_ns);
+                if let Some(half) = find_half(flow, ev.cookie) {
+                    // An accept names the real owner of a socket first seen otherwise.
+                    if ev.owner.is_some() && (half.owner.is_none() || matches!(ev.detail, Detail::Accept)) {
+                        half.owner.clone_from(&ev.owner);
+                    }
+                }
+                return fid;
+            }
+        }
+        let (client, server) = match role {
+            Role::Client => (ev.local, ev.remote),
+            Role::Server => (ev.remote, ev.local),
+        };
+        let tuple = (Proto::Tcp, canonical(client), canonical(server));
+        let waiting = self.by_tuple.get(&tuple).copied().filter(|fid| {
+            self.flows.get(fid).is_some_and(|f| match role {
+                Role::Client => f.client.is_none(),
+                Role::Server => f.server.is_none(),
+            })
+        });
+        let fid = if let Some(fid) = waiting {
+            self.by_tuple.remove(&tuple);
+            let flow = self.flows.get_mut(&fid).expect("indexed flow exists");
+            flow.tuple = None;
+            flow.first_ns = flow.first_ns.min(ev.boot_ns);
+            flow.last_ns = flow.last_ns.max(ev.boot_ns);
+            *flow.slot(role) = Some(Half::new(ev));
+            fid
+        } else {
+            let fid = self.insert_flow(Proto::Tcp, ev, role, None);
+            self.by_tuple.entry(tuple).or_insert(fid);
+            if let Some(flow) = self.flows.get_mut(&fid) {
+                flow.tuple = Some(tuple);
+            }
+            fid
+        };
+        self.tcp_by_cookie.insert(ev.cookie, fid);
+        fid
+    }
+
+    fn insert_flow(&mut self, proto: Proto, ev: &SocketEvent, role: Role, peer: Option<SocketAddr>) -> u64 {
+        if self.flows.len() >= self.config.max_flows {
+            self.evict_oldest();
+        }
+        let fid = self.next_flow;
+        self.next_flow += 1;
+        let mut flow = Flow {
+            id: id::flow_id(&self.boot_id, ev.netns, ev.cookie, peer),
+            proto,
+            client: None,
+            server: None,
+            first_ns: ev.boot_ns,
+            last_ns: ev.boot_ns,
+            announced: false,
+            last_emit_ns: ev.boot_ns,
+            direction: None,
+            connect_latency: None,
+            connect_error: None,
+            end: None,
+            tuple: None,
+        };
+        *flow.slot(role) = Some(Half::new(ev));
+        self.flows.insert(fid, flow);
+        self.created.push_back(fid);
+        fid
+    }
+
+    /// Forgets the oldest flow still held; its record goes nowhere but the counter.
+    fn evict_oldest(&mut self) {
+        while let Some(fid) = self.created.pop_front() {
+            if let Some(flow) = self.remove_flow(fid) {
+                drop(flow);
+                self.counters.flows_evicted += 1;
+                return;
+            }
+        }
+    }
+
+    fn remove_flow(&mut self, fid: u64) -> Option<Flow> {
+        let flow = self.flows.remove(&fid)?;
+        for half in flow.halves() {
+            match flow.proto {
+                Proto::Tcp => {
+                    self.tcp_by_cookie.remove(&half.cookie);
+                }
+                Proto::Udp => {
+                    let peer = canonical(half.remote);
+                    self.udp_by_peer.remove(&(half.cookie, peer));
+                    if let Some(peers) = self.udp_peers_of.get_mut(&half.cookie) {
+                        peers.retain(|p| *p != peer);
+                        if peers.is_empty() {
+                            self.udp_peers_of.remove(&half.cookie);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(tuple) = flow.tuple {
+            if self.by_tuple.get(&tuple) == Some(&fid) {
+                self.by_tuple.remove(&tuple);
+            }
+        }
+        Some(flow)
+    }
+
+    fn on_datagram(&mut self, ev: &SocketEvent, bytes: u64, sent: bool) {
+        if ev.remote.port() == 0 {
+            self.counters.udp_peer_unknown += 1;
+            return;
+        }
+        self.see_local_ip(ev.local.ip(), ev.boot_ns);
+        let peer = canonical(ev.remote);
+        let fid = if let Some(&fid) = self.udp_by_peer.get(&(ev.cookie, peer)) {
+            fid
+        } else {
+            // A bound socket, or one whose first datagram came in, is the server's end;
+            // the one that spoke first is the client.
+            let server = self.listens.contains_key(&ev.cookie) || !sent;
+            let role = if server { Role::Server } else { Role::Client };
+            let fid = self.insert_flow(Proto::Udp, ev, role, Some(peer));
+            self.udp_by_peer.insert((ev.cookie, peer), fid);
+            self.udp_peers_of.entry(ev.cookie).or_default().push(peer);
+            fid
+        };
+        let Some(flow) = self.flows.get_mut(&fid) else { return };
+        flow.last_ns = flow.last_ns.max(ev.boot_ns);
+        if let Some(half) = flow.client.as_mut().or(flow.server.as_mut()) {
+            if sent {
+                half.sent_bytes += bytes;
+                half.sent_packets += 1;
+            } else {
+                half.recv_bytes += bytes;
+                half.recv_packets += 1;
+            }
+            if half.owner.is_none() {
+                half.owner.clone_from(&ev.owner);
+            }
+        }
+    }
+
+    fn on_udp_close(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
+        if self.listens.contains_key(&ev.cookie) {
+            self.on_unlisten(ev, out);
+        }
+        for peer in self.udp_peers_of.get(&ev.cookie).cloned().unwrap_or_default() {
+            if let Some(flow) = self.udp_by_peer.get(&(ev.cookie, peer)).and_then(|fid| self.flows.get_mut(fid)) {
+                flow.end = Some(EndReason::Close);
+                flow.last_ns = flow.last_ns.max(ev.boot_ns);
+            }
+        }
+    }
+
+    /// Emits what is due at `now_ns`: first records of flows past the pairing window,
+    /// periodic updates, closed flows (removed), idle UDP flows (closed as timeout).
+    pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Record>) {
+        let pair = ns(self.config.pair_window);
+        let update = ns(self.config.update_interval);
+        let idle = ns(self.config.udp_idle_timeout);
+        let mut finished = Vec::new();
+        let mut due = Vec::new();
+        for (&fid, flow) in &mut self.flows {
+            if flow.proto == Proto::Udp && flow.end.is_none() && now_ns.saturating_sub(flow.last_ns) >= idle {
+                flow.end = Some(EndReason::Timeout);
+            }
+            if flow.done() {
+                // TCP: wait for the other end of an intra-host connection to close too.
+                let settled =
+                    flow.proto == Proto::Udp || flow.paired() || now_ns.saturating_sub(flow.last_close_ns()) >= pair;
+                if settled {
+                    finished.push(fid);
+                }
+            } else if !flow.announced && now_ns.saturating_sub(flow.first_ns) >= pair {
+                due.push((fid, FlowState::Open));
+            } else if flow.announced && now_ns.saturating_sub(flow.last_emit_ns) >= update {
+                due.push((fid, FlowState::Update));
+            }
+        }
+        for (fid, state) in due {
+            self.emit(fid, state, now_ns, out);
+        }
+        for fid in finished {
+            self.emit(fid, FlowState::Closed, now_ns, out);
+            self.remove_flow(fid);
+        }
+    }
+
+    /// At shutdown: every flow's last record — `closed` for ended ones, a final
+    /// `update` for those still open — then the inventory.
+    pub fn flush(&mut self, now_ns: u64, out: &mut Vec<Record>) {
+        let mut fids: Vec<u64> = self.flows.keys().copied().collect();
+        fids.sort_unstable();
+        for fid in fids {
+            let state = if self.flows[&fid].done() { FlowState::Closed } else { FlowState::Update };
+            self.emit(fid, state, now_ns, out);
+            self.remove_flow(fid);
+        }
+        self.inventory(now_ns, out);
+    }
+
+    /// The listening sockets, outbound dependencies and local addresses known now.
+    pub fn inventory(&mut self, now_ns: u64, out: &mut Vec<Record>) {
+        let mut listens: Vec<&ListenEntry> = self.listens.values().collect();
+        listens.sort_by_key(|l| (l.netns, l.local.port(), l.first_ns));
+        for entry in listens {
+            out.push(self.listen_record(entry, FlowState::Open, now_ns));
+        }
+        let mut deps: Vec<_> = self.deps.iter().collect();
+        deps.sort_by_key(|((proto, ip, port), _)| (*ip, *port, proto.name()));
+        for ((proto, ip, port), dep) in deps {
+            out.push(Record::Dependency(DependencyRecord {
+                proto: *proto,
+                ip: *ip,
+                port: *port,
+                first_seen: self.clock.wall_time(dep.first_ns),
+                last_seen: self.clock.wall_time(dep.last_ns),
+                flows: dep.flows,
+                last_process: dep.last_process.clone(),
+            }));
+        }
+        let mut ips: Vec<_> = self.local_ips.iter().collect();
+        ips.sort();
+        for (ip, (first, last)) in ips {
+            out.push(Record::LocalIp(LocalIpRecord {
+                ip: *ip,
+                first_seen: self.clock.wall_time(*first),
+                last_seen: self.clock.wall_time(*last),
+            }));
+        }
+    }
+
+    fn emit(&mut self, fid: u64, state: FlowState, now_ns: u64, out: &mut Vec<Record>) {
+        let Some(flow) = self.flows.get_mut(&fid) else { return };
+        let direction = *flow.direction.get_or_insert_with(|| {
+            let ends: Vec<End> = flow
+                .client
+                .iter()
+                .map(|h| End { netns: h.netns, local: h.local, remote: h.remote, server: Some(false) })
+                .chain(flow.server.iter().map(|h| End {
+                    netns: h.netns,
+                    local: h.local,
+                    remote: h.remote,
+                    server: Some(true),
+                }))
+                .collect();
+            classify(&self.host, flow.proto, &ends)
+        });
+        let first_record = !flow.announced;
+        flow.announced = true;
+        flow.last_emit_ns = now_ns;
+        let record = flow_record(flow, direction, state, &self.clock);
+        if direction == Direction::Outbound {
+            let dep = self
+                .deps
+                .entry((record.proto, canonical_ip(record.dst_ip), record.dst_port))
+                .or_insert(Dependency { first_ns: flow.first_ns, last_ns: flow.last_ns, flows: 0, last_process: None });
+            dep.last_ns = dep.last_ns.max(flow.last_ns);
+            if first_record {
+                dep.flows += 1;
+            }
+            if record.src_process.is_some() {
+                dep.last_process.clone_from(&record.src_process);
+            }
+        }
+        self.counters.flow_records += 1;
+        out.push(Record::Flow(record));
+    }
+}
+
+fn find_half(flow: &mut Flow, cookie: u64) -> Option<&mut Half> {
+    if flow.client.as_ref().is_some_and(|h| h.cookie == cookie) {
+        flow.client.as_mut()
+    } else if flow.server.as_ref().is_some_and(|h| h.cookie == cookie) {
+        flow.server.as_mut()
+    } else {
+        None
+    }
+}
+
+fn flow_record(flow: &Flow, direction: Direction, state: FlowState, clock: &BootClock) -> FlowRecord {
+    let (src, dst) = match (&flow.client, &flow.server) {
+        (Some(c), _) => (c.local, c.remote),
+        (None, Some(s)) => (s.remote, s.local),
+        (None, None) => unreachable!("a flow always has a traced end"),
+    };
+    let c = flow.client.as_ref();
+    let s = flow.server.as_ref();
+    // Each end counts what it sent itself; the other end's receive counts stand in
+    // when only one end is traced.
+    let src_bytes = c.map_or_else(|| s.map_or(0, |s| s.recv_bytes), |c| c.sent_bytes);
+    let dst_bytes = s.map_or_else(|| c.map_or(0, |c| c.recv_bytes), |s| s.sent_bytes);
+    let src_packets = c.map_or_else(|| s.map_or(0, |s| s.recv_packets), |c| c.sent_packets);
+    let dst_packets = s.map_or_else(|| c.map_or(0, |c| c.recv_packets), |s| s.sent_packets);
+    let netns = c.or(s).map_or(0, |h| h.netns);
+    FlowRecord {
+        flow_id: flow.id.clone(),
+        proto: flow.proto,
+        ip_version: if src.is_ipv4() { 4 } else { 6 },
+        src_ip: src.ip(),
+        src_port: src.port(),
+        dst_ip: dst.ip(),
+        dst_port: dst.port(),
+        direction,
+        state,
+        first_seen: clock.wall_time(flow.first_ns),
+        last_seen: clock.wall_time(flow.last_ns.max(flow.last_close_ns())),
+        src_bytes,
+        dst_bytes,
+        src_packets,
+        dst_packets,
+        retransmits: flow.halves().map(|h| h.retransmits).sum(),
+        srtt_us: c.and_then(|h| h.srtt_us).or_else(|| s.and_then(|h| h.srtt_us)),
+        connect_latency_us: flow.connect_latency.map(|d| d.as_secs_f64() * 1e6),
+        end_reason: (state == FlowState::Closed).then(|| flow.end_reason()),
+        connect_error: flow.connect_error.map(ConnectError::reason),
+        netns,
+        src_process: c.and_then(Half::process),
+        dst_process: s.and_then(Half::process),
+    }
+}
+
+#[cfg(test)]
+mod tests;

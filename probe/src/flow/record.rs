@@ -1,0 +1,221 @@
+//! The records the flow stage emits: flows, listening sockets, and the two lists of
+//! the dependency map (outbound destinations, local addresses). Field names are the
+//! public JSON contract (README, "Records of packetless run").
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use serde::{Serialize, Serializer};
+
+use crate::classify::Direction;
+use crate::sink::timefmt::epoch_seconds;
+use crate::source::{Owner, Proto};
+
+fn ser_time<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(epoch_seconds(*t))
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref, reason = "serde's serialize_with passes a reference")]
+fn ser_proto<S: Serializer>(p: &Proto, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.name())
+}
+
+/// A process at one end of a flow or behind a listening socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Process {
+    /// Process id (tgid).
+    pub pid: u32,
+    /// Thread that created, connected or accepted the socket.
+    pub tid: u32,
+    /// Command name.
+    pub comm: String,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// cgroup v2 id.
+    pub cgroup_id: u64,
+    /// Network namespace inode of its socket.
+    pub netns: u32,
+}
+
+impl Process {
+    /// The process of a socket owner.
+    #[must_use]
+    pub fn from_owner(owner: &Owner, netns: u32) -> Self {
+        Self {
+            pid: owner.pid,
+            tid: owner.tid,
+            comm: owner.comm.clone(),
+            uid: owner.uid,
+            gid: owner.gid,
+            cgroup_id: owner.cgroup_id,
+            netns,
+        }
+    }
+}
+
+/// Where a flow stands in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowState {
+    /// First record of a flow that is still open.
+    Open,
+    /// Periodic (or final, at shutdown) record of a flow still open; counters cumulative.
+    Update,
+    /// Last record: the flow ended.
+    Closed,
+}
+
+/// Why a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// Orderly close (FIN).
+    Fin,
+    /// Aborted (RST, or closed with unread data).
+    Rst,
+    /// No traffic for the idle timeout (UDP).
+    Timeout,
+    /// The socket was closed (UDP).
+    Close,
+    /// The connection attempt failed.
+    FailedConnect,
+}
+
+/// One flow record: src is always the initiator (client), dst the server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowRecord {
+    /// Stable id: the same in every record of one flow, unique per boot.
+    pub flow_id: String,
+    /// Transport.
+    #[serde(serialize_with = "ser_proto")]
+    pub proto: Proto,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// Client address.
+    pub src_ip: IpAddr,
+    /// Client port.
+    pub src_port: u16,
+    /// Server address.
+    pub dst_ip: IpAddr,
+    /// Server port.
+    pub dst_port: u16,
+    /// LOCAL, INBOUND or OUTBOUND.
+    pub direction: Direction,
+    /// open, update or closed.
+    pub state: FlowState,
+    /// First event of the flow.
+    #[serde(serialize_with = "ser_time")]
+    pub first_seen: SystemTime,
+    /// Latest event of the flow.
+    #[serde(serialize_with = "ser_time")]
+    pub last_seen: SystemTime,
+    /// Payload bytes sent by the source (client).
+    pub src_bytes: u64,
+    /// Payload bytes sent by the destination (server).
+    pub dst_bytes: u64,
+    /// Segments (TCP) or datagrams (UDP) sent by the source.
+    pub src_packets: u64,
+    /// Segments (TCP) or datagrams (UDP) sent by the destination.
+    pub dst_packets: u64,
+    /// Retransmitted segments, both directions.
+    pub retransmits: u64,
+    /// Smoothed RTT, microseconds (TCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub srtt_us: Option<u32>,
+    /// SYN to ESTABLISHED, microseconds (TCP, client traced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_latency_us: Option<f64>,
+    /// Why the flow ended (closed records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+    /// For failed connects: refused, timeout, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_error: Option<String>,
+    /// Network namespace inode of the first traced end (the client's when both are).
+    pub netns: u32,
+    /// The client process, when traced on this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_process: Option<Process>,
+    /// The server process, when traced on this host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_process: Option<Process>,
+}
+
+/// A listening TCP socket or bound UDP socket.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ListenRecord {
+    /// Transport.
+    #[serde(serialize_with = "ser_proto")]
+    pub proto: Proto,
+    /// 4 or 6.
+    pub ip_version: u8,
+    /// Bound address (`0.0.0.0` / `::` for all).
+    pub ip: IpAddr,
+    /// Port.
+    pub port: u16,
+    /// Network namespace inode.
+    pub netns: u32,
+    /// open (listening) or closed.
+    pub state: FlowState,
+    /// When it was first seen listening.
+    #[serde(serialize_with = "ser_time")]
+    pub first_seen: SystemTime,
+    /// When this record was made.
+    #[serde(serialize_with = "ser_time")]
+    pub last_seen: SystemTime,
+    /// Its process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<Process>,
+}
+
+/// A destination this host depends on (from its OUTBOUND flows).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DependencyRecord {
+    /// Transport.
+    #[serde(serialize_with = "ser_proto")]
+    pub proto: Proto,
+    /// Destination address.
+    pub ip: IpAddr,
+    /// Destination port.
+    pub port: u16,
+    /// First flow to it.
+    #[serde(serialize_with = "ser_time")]
+    pub first_seen: SystemTime,
+    /// Latest flow to it.
+    #[serde(serialize_with = "ser_time")]
+    pub last_seen: SystemTime,
+    /// Flows to it since the probe started.
+    pub flows: u64,
+    /// Process of the latest flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_process: Option<Process>,
+}
+
+/// An address of this host.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LocalIpRecord {
+    /// The address.
+    pub ip: IpAddr,
+    /// First seen (on an interface or a socket).
+    #[serde(serialize_with = "ser_time")]
+    pub first_seen: SystemTime,
+    /// Latest seen.
+    #[serde(serialize_with = "ser_time")]
+    pub last_seen: SystemTime,
+}
+
+/// Anything the flow stage emits.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// A flow.
+    Flow(FlowRecord),
+    /// A listening socket.
+    Listen(ListenRecord),
+    /// An outbound dependency.
+    Dependency(DependencyRecord),
+    /// A local address.
+    LocalIp(LocalIpRecord),
+}

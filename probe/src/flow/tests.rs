@@ -1,0 +1,319 @@
+//! The flow table on a fake clock: events built by hand, times in nanoseconds.
+
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::source::{ConnectError, Owner, TcpCounters};
+
+const MS: u64 = 1_000_000;
+const S: u64 = 1_000_000_000;
+
+fn table() -> FlowTable {
+    FlowTable::new(FlowConfig::default(), BootClock::fixed(SystemTime::UNIX_EPOCH, 0), "boot".into())
+}
+
+fn owner(pid: u32, comm: &str) -> Owner {
+    Owner { pid, tid: pid, uid: 0, gid: 0, comm: comm.into(), cgroup_id: 1, from_current: false }
+}
+
+fn ev(at: u64, cookie: u64, local: &str, remote: &str, pid: u32, detail: Detail) -> SocketEvent {
+    let proto = match detail {
+        Detail::UdpSend { .. } | Detail::UdpRecv { .. } | Detail::UdpClose => Proto::Udp,
+        _ => Proto::Tcp,
+    };
+    SocketEvent {
+        time: SystemTime::UNIX_EPOCH,
+        boot_ns: at,
+        cookie,
+        netns: 7,
+        proto,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        owner: Some(owner(pid, &format!("p{pid}"))),
+        detail,
+    }
+}
+
+fn close(from: TcpState, opening: Opening, sent: u64, received: u64) -> Detail {
+    Detail::Close {
+        from: Some(from),
+        opening: Some(opening),
+        counters: TcpCounters {
+            bytes_sent: sent,
+            bytes_received: received,
+            segs_in: 3,
+            segs_out: 4,
+            retransmits: 1,
+            srtt_us: 50,
+        },
+    }
+}
+
+fn connect() -> Detail {
+    Detail::Connect { latency: Some(Duration::from_micros(80)), srtt_us: 40 }
+}
+
+fn flows(out: &[Record]) -> Vec<&FlowRecord> {
+    out.iter()
+        .filter_map(|r| match r {
+            Record::Flow(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+fn run(t: &mut FlowTable, events: &[SocketEvent], until: u64) -> Vec<Record> {
+    let mut out = Vec::new();
+    for e in events {
+        t.on_event(e, &mut out);
+    }
+    t.tick(until, &mut out);
+    out
+}
+
+#[test]
+fn loopback_connection_is_one_local_record_with_both_processes() {
+    let mut t = table();
+    let out = run(
+        &mut t,
+        &[
+            ev(0, 1, "127.0.0.1:40000", "127.0.0.1:80", 100, connect()),
+            ev(MS, 2, "127.0.0.1:80", "127.0.0.1:40000", 200, Detail::Accept),
+            ev(
+                2 * MS,
+                2,
+                "127.0.0.1:80",
+                "127.0.0.1:40000",
+                200,
+                close(TcpState::LastAck, Opening::Passive, 654_321, 123_456),
+            ),
+            ev(
+                3 * MS,
+                1,
+                "127.0.0.1:40000",
+                "127.0.0.1:80",
+                100,
+                close(TcpState::FinWait2, Opening::Active, 123_456, 654_321),
+            ),
+        ],
+        4 * MS,
+    );
+    let f = flows(&out);
+    assert_eq!(f.len(), 1, "one record for a short connection: {out:#?}");
+    let f = f[0];
+    assert_eq!((f.state, f.direction, f.end_reason), (FlowState::Closed, Direction::Local, Some(EndReason::Fin)));
+    assert_eq!((f.src_port, f.dst_port), (40000, 80));
+    assert_eq!((f.src_bytes, f.dst_bytes), (123_456, 654_321));
+    assert_eq!((f.src_packets, f.dst_packets), (4, 4));
+    assert_eq!(f.retransmits, 2, "both ends' retransmits");
+    assert_eq!(f.src_process.as_ref().map(|p| p.pid), Some(100));
+    assert_eq!(f.dst_process.as_ref().map(|p| p.pid), Some(200));
+    assert_eq!(f.connect_latency_us, Some(80.0));
+    assert!(t.is_empty());
+}
+
+#[test]
+fn accept_before_connect_still_pairs() {
+    let mut t = table();
+    let out = run(
+        &mut t,
+        &[
+            ev(0, 2, "127.0.0.1:80", "127.0.0.1:40000", 200, Detail::Accept),
+            ev(MS, 1, "127.0.0.1:40000", "127.0.0.1:80", 100, connect()),
+        ],
+        S,
+    );
+    let f = flows(&out);
+    assert_eq!(f.len(), 1);
+    assert_eq!((f[0].state, f[0].src_port), (FlowState::Open, 40000));
+    assert!(f[0].src_process.is_some() && f[0].dst_process.is_some());
+}
+
+#[test]
+fn outbound_flow_opens_after_the_pair_window_then_closes_and_is_a_dependency() {
+    let mut t = table();
+    let mut out = Vec::new();
+    t.on_event(&ev(0, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect()), &mut out);
+    t.tick(100 * MS, &mut out);
+    assert!(flows(&out).is_empty(), "held while the other end may still show up");
+    t.tick(600 * MS, &mut out);
+    assert_eq!(flows(&out).len(), 1);
+    assert_eq!((flows(&out)[0].state, flows(&out)[0].direction), (FlowState::Open, Direction::Outbound));
+    t.on_event(
+        &ev(S, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, close(TcpState::FinWait2, Opening::Active, 10, 20)),
+        &mut out,
+    );
+    t.tick(S + 100 * MS, &mut out);
+    assert_eq!(flows(&out).len(), 1, "a remote peer may not close yet: wait the pair window");
+    t.tick(2 * S, &mut out);
+    let f = flows(&out);
+    assert_eq!(f.len(), 2);
+    assert_eq!((f[1].state, f[1].src_bytes, f[1].dst_bytes), (FlowState::Closed, 10, 20));
+    assert_eq!(f[0].flow_id, f[1].flow_id);
+
+    let mut inv = Vec::new();
+    t.inventory(3 * S, &mut inv);
+    let dep = inv.iter().find_map(|r| if let Record::Dependency(d) = r { Some(d) } else { None }).unwrap();
+    assert_eq!((dep.ip.to_string(), dep.port, dep.flows), ("203.0.113.9".into(), 443, 1));
+    assert_eq!(dep.last_process.as_ref().map(|p| p.pid), Some(100));
+    assert!(inv.iter().any(|r| matches!(r, Record::LocalIp(l) if l.ip.to_string() == "198.51.100.1")));
+}
+
+#[test]
+fn accepted_connection_from_a_remote_client_is_inbound_with_the_client_as_source() {
+    let mut t = table();
+    let out = run(&mut t, &[ev(0, 2, "198.51.100.1:80", "203.0.113.9:5555", 200, Detail::Accept)], S);
+    let f = flows(&out)[0];
+    assert_eq!(f.direction, Direction::Inbound);
+    assert_eq!((f.src_ip.to_string(), f.src_port, f.dst_port), ("203.0.113.9".into(), 5555, 80));
+    assert!(f.src_process.is_none());
+    assert_eq!(f.dst_process.as_ref().map(|p| p.pid), Some(200));
+}
+
+#[test]
+fn connecting_to_an_own_address_is_local() {
+    let mut t = table();
+    t.add_interface_addrs(["198.51.100.1".parse().unwrap()], 0);
+    let out = run(&mut t, &[ev(0, 1, "198.51.100.1:40000", "198.51.100.1:80", 100, connect())], S);
+    assert_eq!(flows(&out)[0].direction, Direction::Local);
+}
+
+#[test]
+fn long_lived_flows_are_updated_each_interval() {
+    let mut t = table();
+    let mut out = Vec::new();
+    t.on_event(&ev(0, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect()), &mut out);
+    for second in 1..=65 {
+        t.tick(second * S, &mut out);
+    }
+    let states: Vec<FlowState> = flows(&out).iter().map(|f| f.state).collect();
+    assert_eq!(states, [FlowState::Open, FlowState::Update, FlowState::Update]);
+}
+
+#[test]
+fn failed_connect_is_one_closed_record_with_the_reason() {
+    let mut t = table();
+    let failed = Detail::ConnectFailed { error: ConnectError { errno: libc::ECONNREFUSED }, after: None };
+    let out = run(&mut t, &[ev(0, 1, "127.0.0.1:40000", "127.0.0.1:9", 100, failed)], S);
+    let f = flows(&out);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].end_reason, Some(EndReason::FailedConnect));
+    assert_eq!(f[0].connect_error.as_deref(), Some("refused"));
+}
+
+#[test]
+fn reset_connection_ends_with_rst() {
+    let mut t = table();
+    let out = run(
+        &mut t,
+        &[
+            ev(0, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect()),
+            ev(
+                MS,
+                1,
+                "198.51.100.1:40000",
+                "203.0.113.9:443",
+                100,
+                close(TcpState::Established, Opening::Active, 0, 0),
+            ),
+        ],
+        S,
+    );
+    assert_eq!(flows(&out)[0].end_reason, Some(EndReason::Rst));
+}
+
+#[test]
+fn udp_datagrams_aggregate_per_peer_and_idle_flows_time_out() {
+    let mut t = table();
+    let mut out = Vec::new();
+    let send = |at, bytes| ev(at, 5, "0.0.0.0:50000", "203.0.113.53:53", 100, Detail::UdpSend { bytes });
+    let recv = |at, bytes| ev(at, 5, "0.0.0.0:50000", "203.0.113.53:53", 100, Detail::UdpRecv { bytes });
+    for e in [send(0, 40), recv(MS, 120), send(2 * MS, 40), recv(3 * MS, 130)] {
+        t.on_event(&e, &mut out);
+    }
+    t.on_event(&ev(4 * MS, 5, "0.0.0.0:50000", "0.0.0.0:0", 100, Detail::UdpRecv { bytes: 9 }), &mut out);
+    t.tick(S, &mut out);
+    t.tick(62 * S, &mut out);
+    let f = flows(&out);
+    assert_eq!(f.len(), 2);
+    let last = f[1];
+    assert_eq!((last.state, last.end_reason), (FlowState::Closed, Some(EndReason::Timeout)));
+    assert_eq!((last.src_bytes, last.dst_bytes, last.src_packets, last.dst_packets), (80, 250, 2, 2));
+    assert_eq!(last.direction, Direction::Outbound);
+    assert_eq!(t.counters().udp_peer_unknown, 1);
+}
+
+#[test]
+fn bound_udp_socket_is_a_listen_record_and_its_peers_are_inbound() {
+    let mut t = table();
+    let mut bound = ev(0, 9, "198.51.100.1:53", "0.0.0.0:0", 300, Detail::Listen);
+    bound.proto = Proto::Udp;
+    let mut out = Vec::new();
+    t.on_event(&bound, &mut out);
+    let Record::Listen(l) = &out[0] else { panic!("{out:?}") };
+    assert_eq!((l.proto, l.port, l.state), (Proto::Udp, 53, FlowState::Open));
+    t.on_event(&ev(MS, 9, "198.51.100.1:53", "203.0.113.7:4000", 300, Detail::UdpRecv { bytes: 30 }), &mut out);
+    t.on_event(&ev(2 * MS, 9, "198.51.100.1:53", "0.0.0.0:0", 300, Detail::UdpClose), &mut out);
+    t.tick(S, &mut out);
+    let f = flows(&out);
+    assert_eq!((f[0].direction, f[0].src_port, f[0].end_reason), (Direction::Inbound, 4000, Some(EndReason::Close)));
+    assert!(out.iter().any(|r| matches!(r, Record::Listen(l) if l.state == FlowState::Closed)));
+}
+
+#[test]
+fn tcp_listener_close_ends_its_listen_record() {
+    let mut t = table();
+    let out = run(
+        &mut t,
+        &[
+            ev(0, 3, "0.0.0.0:8080", "0.0.0.0:0", 1, Detail::Listen),
+            ev(S, 3, "0.0.0.0:8080", "0.0.0.0:0", 1, close(TcpState::Listen, Opening::Active, 0, 0)),
+        ],
+        2 * S,
+    );
+    let states: Vec<FlowState> =
+        out.iter().filter_map(|r| if let Record::Listen(l) = r { Some(l.state) } else { None }).collect();
+    assert_eq!(states, [FlowState::Open, FlowState::Closed]);
+    assert!(flows(&out).is_empty());
+}
+
+#[test]
+fn a_socket_older_than_the_probe_is_reported_from_its_close_alone() {
+    let mut t = table();
+    let mut close_ev =
+        ev(5 * S, 8, "198.51.100.1:80", "203.0.113.9:6000", 0, close(TcpState::LastAck, Opening::Passive, 5, 6));
+    close_ev.owner = None;
+    let out = run(&mut t, &[close_ev], 6 * S);
+    let f = flows(&out)[0];
+    assert_eq!((f.direction, f.src_port, f.src_bytes, f.dst_bytes), (Direction::Inbound, 6000, 6, 5));
+}
+
+#[test]
+fn a_full_table_evicts_the_oldest_flow_and_counts_it() {
+    let config = FlowConfig { max_flows: 2, ..FlowConfig::default() };
+    let mut t = FlowTable::new(config, BootClock::fixed(SystemTime::UNIX_EPOCH, 0), String::new());
+    let mut out = Vec::new();
+    for cookie in 1..=3u16 {
+        let local = format!("198.51.100.1:{}", 40000 + cookie);
+        t.on_event(&ev(u64::from(cookie), u64::from(cookie), &local, "203.0.113.9:443", 1, connect()), &mut out);
+    }
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.counters().flows_evicted, 1);
+}
+
+#[test]
+fn shutdown_flushes_open_flows_as_updates_and_closed_ones_as_closed() {
+    let mut t = table();
+    let mut out = Vec::new();
+    t.on_event(&ev(0, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect()), &mut out);
+    t.on_event(&ev(0, 2, "198.51.100.1:40001", "203.0.113.9:443", 100, connect()), &mut out);
+    t.on_event(
+        &ev(MS, 2, "198.51.100.1:40001", "203.0.113.9:443", 100, close(TcpState::FinWait2, Opening::Active, 1, 1)),
+        &mut out,
+    );
+    t.flush(2 * MS, &mut out);
+    let mut states: Vec<FlowState> = flows(&out).iter().map(|f| f.state).collect();
+    states.sort_by_key(|s| format!("{s:?}"));
+    assert_eq!(states, [FlowState::Closed, FlowState::Update]);
+    assert!(t.is_empty());
+}
