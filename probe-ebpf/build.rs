@@ -14,6 +14,7 @@ const SOURCES: &[&str] = &[
     "owner.bpf.c",
     "tcp_life.bpf.c",
     "udp.bpf.c",
+    "iter.bpf.c",
     "common.h",
     "config.h",
     "events.h",

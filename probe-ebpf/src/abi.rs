@@ -134,11 +134,13 @@ pub enum EventKind {
     Listen = 8,
     /// UDP socket released.
     UdpClose = 9,
+    /// Iterator record: an open socket, its holder and counters.
+    Snapshot = 10,
 }
 
 impl EventKind {
     /// Every kind, in ABI order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Connect,
         Self::ConnectFailed,
         Self::Accept,
@@ -148,6 +150,7 @@ impl EventKind {
         Self::UdpRecv,
         Self::Listen,
         Self::UdpClose,
+        Self::Snapshot,
     ];
 
     /// The kind of an ABI number, `None` for numbers this build does not know.
@@ -169,6 +172,7 @@ impl EventKind {
             Self::UdpRecv => "PL_EV_UDP_RECV",
             Self::Listen => "PL_EV_LISTEN",
             Self::UdpClose => "PL_EV_UDP_CLOSE",
+            Self::Snapshot => "PL_EV_SNAPSHOT",
         }
     }
 }

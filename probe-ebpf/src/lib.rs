@@ -50,6 +50,8 @@ pub mod programs {
     pub const POST_BIND6: &str = "cgroup__post_bind6";
     /// `cgroup/sock_release`: UDP sockets going away.
     pub const SOCK_RELEASE: &str = "cgroup__sock_release";
+    /// `iter/task_file`: snapshot of every open TCP/UDP socket with its holder.
+    pub const ITER_TASK_FILE: &str = "iter__task_file";
 }
 
 /// Names of the maps user space touches.

@@ -22,6 +22,7 @@ use crate::sink::stats::PipelineStats;
 use crate::sink::watch::{write_json, write_stats_json, write_stats_text, write_text, WatchStats};
 use crate::source::clock::boot_ns_now;
 use crate::source::{BootClock, EventSource, SocketEvent};
+use packetless_ebpf::abi::RawEvent;
 
 /// Why a command stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +124,39 @@ impl Tracer {
         PipelineStats { kernel: self.kernel_stats(), received, decode_errors, channel_full }
     }
 
+    /// Runs the socket iterator and returns one snapshot event per open socket
+    /// (the first descriptor found for each). Empty when the iterator is unavailable;
+    /// a failed run is logged and also gives nothing.
+    pub fn snapshot(&mut self) -> Vec<SocketEvent> {
+        let bytes = match self.loaded.snapshot() {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Vec::new(),
+            Err(error) => {
+                warn!(%error, "socket snapshot failed");
+                return Vec::new();
+            }
+        };
+        let clock = BootClock::now();
+        let mut seen = std::collections::HashSet::new();
+        let mut events = Vec::new();
+        for record in bytes.chunks(RawEvent::SIZE) {
+            match SocketEvent::decode(record, &clock) {
+                Ok(ev) => {
+                    if seen.insert(ev.cookie) {
+                        events.push(ev);
+                    }
+                }
+                Err(error) => {
+                    let n = self.counters.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if n.is_power_of_two() {
+                        warn!(%error, total = n, "undecodable snapshot record");
+                    }
+                }
+            }
+        }
+        events
+    }
+
     /// Stops the reader and waits for it; the event channel then holds what was left.
     async fn finish_reader(&mut self) -> Result<(), AppError> {
         self.stop();
@@ -151,6 +185,12 @@ where
     let mut events = std::mem::replace(&mut tracer.events, mpsc::channel(1).1);
     let mut table = FlowTable::new(config.flows, BootClock::now(), id::boot_id());
     table.add_interface_addrs(interface_addrs(), boot_ns_now());
+    // Sockets that existed before the hooks were attached; anything that changed
+    // since is in the event stream and is folded in after.
+    let mut batch = Vec::new();
+    for ev in tracer.snapshot() {
+        table.on_event(&ev, &mut batch);
+    }
 
     let (batches, batches_rx) = std_mpsc::sync_channel::<Vec<Record>>(OUTPUT_BATCHES);
     let writer = std::thread::spawn(move || write_records(&batches_rx, out));
@@ -161,8 +201,10 @@ where
     let mut inventory =
         tokio::time::interval_at(tokio::time::Instant::now() + config.inventory_interval, config.inventory_interval);
     inventory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every = snapshot_interval(config.flows.update_interval);
+    let mut snapshot = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
-    let mut batch = Vec::new();
     let mut open = true;
     while open {
         tokio::select! {
@@ -180,6 +222,11 @@ where
                 None => open = false,
             },
             _ = tick.tick() => table.tick(boot_ns_now(), &mut batch),
+            _ = snapshot.tick() => {
+                for ev in tracer.snapshot() {
+                    table.on_event(&ev, &mut batch);
+                }
+            }
             _ = inventory.tick() => {
                 let now = boot_ns_now();
                 table.add_interface_addrs(interface_addrs(), now);
@@ -208,6 +255,13 @@ where
     let stats = RunStats { pipeline: tracer.pipeline_stats(), flows: table.counters(), output_dropped: dropped };
     write_run_stats(&mut out, &stats).and_then(|()| out.flush()).map_err(AppError::Output)?;
     Ok(stats)
+}
+
+/// How often the iterator refreshes the counters of open TCP connections: twice per
+/// update interval, so that an update carries counters at most half an interval old,
+/// within [1 s, 30 s].
+fn snapshot_interval(update_interval: Duration) -> Duration {
+    (update_interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 /// The flow stage's end of the channel to the writer thread.
@@ -297,13 +351,23 @@ fn print_events<W: Write>(
     let mut printed = 0u64;
     let mut closed = false;
     while let Some(ev) = events.blocking_recv() {
-        if closed || !filter.accepts(&ev) {
+        if closed {
             continue;
         }
-        let written = if json { write_json(&mut out, &ev) } else { write_text(&mut out, &ev) };
-        let flushed = written.and_then(|()| if events.is_empty() { out.flush() } else { Ok(()) });
-        match flushed {
-            Ok(()) => printed += 1,
+        let mut result = Ok(());
+        if filter.accepts(&ev) {
+            result = if json { write_json(&mut out, &ev) } else { write_text(&mut out, &ev) };
+            if result.is_ok() {
+                printed += 1;
+            }
+        }
+        // Flush whenever nothing else is queued, whether or not this event was
+        // printed: an earlier line may still sit in the buffer.
+        if result.is_ok() && events.is_empty() {
+            result = out.flush();
+        }
+        match result {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => closed = true,
             Err(e) => return Err(e),
         }

@@ -58,11 +58,11 @@ pub struct TraceConfig {
 }
 
 impl TraceConfig {
-    /// Validates the shared tracing options.
+    /// Validates the shared tracing options; `snapshots` loads the socket iterator.
     ///
     /// # Errors
     /// [`ConfigError`] naming the offending flag.
-    pub fn from_args(args: &TraceArgs, udp: bool) -> Result<Self, ConfigError> {
+    pub fn from_args(args: &TraceArgs, udp: bool, snapshots: bool) -> Result<Self, ConfigError> {
         if args.queue == 0 {
             return Err(ConfigError::Queue);
         }
@@ -71,6 +71,7 @@ impl TraceConfig {
                 netns: args.netns.iter().map(|s| netns_inode(s)).collect::<Result<_, _>>()?,
                 udp,
                 ring_buffer_bytes: parse_ring_buffer_size(&args.ring_buffer_size)?,
+                snapshots,
                 tcp_hooks: match args.tcp_hooks {
                     TcpHooksArg::Auto => TcpHooks::Auto,
                     TcpHooksArg::Btf => TcpHooks::Btf,
@@ -103,7 +104,7 @@ impl RunConfig {
             return Err(ConfigError::MaxFlows);
         }
         Ok(Self {
-            trace: TraceConfig::from_args(&args.trace, true)?,
+            trace: TraceConfig::from_args(&args.trace, true, true)?,
             flows: FlowConfig {
                 pair_window: parse_duration("pair-window", &args.pair_window)?,
                 update_interval: positive(
@@ -180,7 +181,7 @@ impl WatchConfig {
             retransmits: args.retransmits,
             tcp_close: args.tcp_close,
         };
-        Ok(Self { trace: TraceConfig::from_args(&args.trace, filter.udp)?, filter, json: args.json })
+        Ok(Self { trace: TraceConfig::from_args(&args.trace, filter.udp, false)?, filter, json: args.json })
     }
 }
 

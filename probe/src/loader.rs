@@ -10,7 +10,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, SockOps, TracePoint};
+use aya::programs::{
+    BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, Iter, ProgramError, SockOps, TracePoint,
+};
 use aya::{Btf, Ebpf, EbpfLoader};
 use packetless_ebpf::abi::Stat;
 use packetless_ebpf::{globals, maps, programs};
@@ -27,6 +29,8 @@ pub struct LoaderConfig {
     pub ring_buffer_bytes: u32,
     /// Which rung of hooks traces TCP.
     pub tcp_hooks: TcpHooks,
+    /// Load the socket iterator (sockets older than the probe, live TCP counters).
+    pub snapshots: bool,
 }
 
 /// The rung of hooks that traces TCP state changes and retransmissions.
@@ -156,6 +160,8 @@ enum Hook {
     CgroupSockAddr(&'static str),
     /// sockops program on the cgroup.
     SockOps,
+    /// BPF iterator (`iter/<target>`): loaded now, run on demand.
+    Iter(&'static str),
 }
 
 impl Hook {
@@ -165,6 +171,7 @@ impl Hook {
             Self::Tracepoint(category, name) => format!("tracepoint/{category}/{name}"),
             Self::CgroupSock(name) | Self::CgroupSockAddr(name) => format!("cgroup/{name}"),
             Self::SockOps => "sockops".to_owned(),
+            Self::Iter(target) => format!("iter/{target}"),
         }
     }
 }
@@ -177,6 +184,8 @@ enum Need {
     /// UDP coverage: skipped when UDP is off, and degraded (with a warning naming
     /// what is lost) when the kernel lacks it.
     Udp,
+    /// Socket snapshots: skipped when not asked for, degraded when unavailable.
+    Snapshot,
 }
 
 /// Which TCP rung a hook belongs to.
@@ -315,6 +324,13 @@ const HOOKS: &[HookSpec] = &[
         provides: "bound IPv6 UDP sockets",
     },
     HookSpec {
+        program: programs::ITER_TASK_FILE,
+        rung: Rung::Any,
+        hook: Hook::Iter("task_file"),
+        need: Need::Snapshot,
+        provides: "sockets opened before the probe started and live TCP counters (kernel 5.11+)",
+    },
+    HookSpec {
         program: programs::SOCK_RELEASE,
         rung: Rung::Any,
         hook: Hook::CgroupSock("sock_release"),
@@ -361,6 +377,32 @@ impl Loaded {
         let map = self.ebpf.take_map(maps::STATS).ok_or(LoadError::MissingMap(maps::STATS))?;
         let array = PerCpuArray::try_from(map).map_err(|source| LoadError::Map { name: maps::STATS, source })?;
         Ok(KernelStats { array })
+    }
+}
+
+impl Loaded {
+    /// Runs the socket iterator once and returns its output: [`RawEvent`]-sized
+    /// records of every open TCP/UDP socket. `None` when the iterator is not loaded
+    /// (not asked for, or unavailable on this kernel).
+    ///
+    /// [`RawEvent`]: packetless_ebpf::abi::RawEvent
+    ///
+    /// # Errors
+    /// When the kernel refuses to create or run the iterator.
+    pub fn snapshot(&mut self) -> io::Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let Some(program) = self.ebpf.program_mut(programs::ITER_TASK_FILE) else { return Ok(None) };
+        let iter: &mut Iter = program.try_into().map_err(io::Error::other)?;
+        if iter.fd().is_err() {
+            return Ok(None);
+        }
+        // Each run needs its own link; the link ends with the file it produced.
+        let link_id = iter.attach().map_err(io::Error::other)?;
+        let link = iter.take_link(link_id).map_err(io::Error::other)?;
+        let mut file = link.into_file().map_err(io::Error::other)?;
+        let mut out = Vec::new();
+        file.read_to_end(&mut out)?;
+        Ok(Some(out))
     }
 }
 
@@ -474,7 +516,7 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
         Rung::Classic => classic,
     };
     for spec in HOOKS.iter().filter(|s| wanted(s)) {
-        if spec.need == Need::Udp && !config.udp {
+        if (spec.need == Need::Udp && !config.udp) || (spec.need == Need::Snapshot && !config.snapshots) {
             continue;
         }
         match attach_one(&mut ebpf, spec, btf, cgroup) {
@@ -482,7 +524,7 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
                 info!(hook = %spec.hook.describe(), program = spec.program, "attached");
                 attached.push(spec.hook.describe());
             }
-            Err(error) if spec.need == Need::Udp => {
+            Err(error) if spec.need != Need::Required => {
                 warn!(hook = %spec.hook.describe(), %error, "hook unavailable on this kernel; continuing without {}", spec.provides);
                 degraded.push(format!("{} ({})", spec.hook.describe(), spec.provides));
             }
@@ -539,6 +581,10 @@ fn attach_one(ebpf: &mut Ebpf, spec: &HookSpec, btf: &Btf, cgroup: &File) -> Res
         Hook::CgroupSock(_) => load_attach_cgroup!(CgroupSock),
         Hook::CgroupSockAddr(_) => load_attach_cgroup!(CgroupSockAddr),
         Hook::SockOps => load_attach_cgroup!(SockOps),
+        Hook::Iter(target) => {
+            let p: &mut Iter = program.try_into().map_err(load_err)?;
+            p.load(target, btf).map_err(load_err)?;
+        }
     }
     Ok(())
 }

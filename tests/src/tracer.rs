@@ -13,7 +13,13 @@ use crate::EVENT_TIMEOUT;
 /// The default loader settings of a test: every namespace, UDP on, a large ring.
 #[must_use]
 pub fn loader_config() -> LoaderConfig {
-    LoaderConfig { netns: Vec::new(), udp: true, ring_buffer_bytes: 64 << 20, tcp_hooks: TcpHooks::Auto }
+    LoaderConfig {
+        netns: Vec::new(),
+        udp: true,
+        ring_buffer_bytes: 64 << 20,
+        tcp_hooks: TcpHooks::Auto,
+        snapshots: true,
+    }
 }
 
 /// A tracer on the real kernel plus every event it delivered so far.

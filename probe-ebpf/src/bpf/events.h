@@ -25,6 +25,7 @@ enum pl_event_kind {
 	PL_EV_UDP_RECV = 7,       /* one datagram received; bytes set */
 	PL_EV_LISTEN = 8,         /* TCP socket entered LISTEN, or UDP socket bound */
 	PL_EV_UDP_CLOSE = 9,      /* UDP socket released */
+	PL_EV_SNAPSHOT = 10,      /* iterator: one open socket, its holder and counters */
 };
 
 /* Bits of pl_event.flags. */

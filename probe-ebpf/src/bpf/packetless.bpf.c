@@ -8,6 +8,7 @@
 #include "owner.bpf.c"
 #include "tcp_life.bpf.c"
 #include "udp.bpf.c"
+#include "iter.bpf.c"
 
 /*
  * Anchors: read-only globals whose only purpose is to put the ABI types into

@@ -101,8 +101,11 @@ impl Half {
         }
     }
 
-    fn set_tcp_counters(&mut self, c: &TcpCounters) {
-        self.sent_bytes = c.bytes_sent;
+    /// Takes a TCP socket's cumulative counters. `syn_in_sent`: the socket is a
+    /// client older than the probe, whose history lacks `SYN_SENT`, so its sent bytes
+    /// still count the SYN.
+    fn set_tcp_counters(&mut self, c: &TcpCounters, syn_in_sent: bool) {
+        self.sent_bytes = c.bytes_sent.saturating_sub(u64::from(syn_in_sent));
         self.recv_bytes = c.bytes_received;
         self.sent_packets = u64::from(c.segs_out);
         self.recv_packets = u64::from(c.segs_in);
@@ -319,16 +322,9 @@ impl FlowTable {
                     self.on_unlisten(ev, out);
                     return;
                 }
-                // Without the socket's history (older than the probe), a socket on a
-                // listened port is the server's end.
-                let server = match opening {
-                    Some(o) => *o == Opening::Passive,
-                    None => self.host.is_listening(ev.netns, Proto::Tcp, ev.local.port()),
-                };
-                let role = if server { Role::Server } else { Role::Client };
-                let fid = self.tcp_half(ev, role);
-                if let Some(half) = self.flows.get_mut(&fid).and_then(|f| find_half(f, ev.cookie)) {
-                    half.set_tcp_counters(counters);
+                let fid = self.tcp_half(ev, self.role_of(ev, *opening));
+                if let Some((half, role)) = self.flows.get_mut(&fid).and_then(|f| find_half_role(f, ev.cookie)) {
+                    half.set_tcp_counters(counters, opening.is_none() && role == Role::Client);
                     half.closed_ns = Some(ev.boot_ns);
                     half.closed_from = *from;
                     if half.owner.is_none() {
@@ -347,6 +343,58 @@ impl FlowTable {
             Detail::UdpSend { bytes } => self.on_datagram(ev, *bytes, true),
             Detail::UdpRecv { bytes } => self.on_datagram(ev, *bytes, false),
             Detail::UdpClose => self.on_udp_close(ev, out),
+            Detail::Snapshot { state, opening, counters } => {
+                self.on_snapshot(ev, *state, *opening, counters.as_ref(), out);
+            }
+        }
+    }
+
+    /// A socket found open by the iterator: a listener or connection older than the
+    /// probe, or fresh counters of a connection already known.
+    fn on_snapshot(
+        &mut self,
+        ev: &SocketEvent,
+        state: Option<TcpState>,
+        opening: Option<Opening>,
+        counters: Option<&TcpCounters>,
+        out: &mut Vec<Record>,
+    ) {
+        let bound_udp = ev.proto == Proto::Udp && ev.remote.port() == 0 && ev.local.port() != 0;
+        if state == Some(TcpState::Listen) || bound_udp {
+            if !self.listens.contains_key(&ev.cookie) {
+                self.on_listen(ev, out);
+            }
+            return;
+        }
+        let (Some(state), Some(counters)) = (state, counters) else { return };
+        if state == TcpState::SynSent {
+            return;
+        }
+        self.see_local_ip(ev.local.ip(), ev.boot_ns);
+        let fid = self.tcp_half(ev, self.role_of(ev, opening));
+        let Some(flow) = self.flows.get_mut(&fid) else { return };
+        let Some((half, role)) = find_half_role(flow, ev.cookie) else { return };
+        if half.closed_ns.is_some() {
+            return;
+        }
+        let before = (half.sent_bytes, half.recv_bytes);
+        half.set_tcp_counters(counters, opening.is_none() && role == Role::Client);
+        if (half.sent_bytes, half.recv_bytes) != before {
+            flow.last_ns = flow.last_ns.max(ev.boot_ns);
+        }
+    }
+
+    /// The role of a TCP socket from its history, or, for a socket older than the
+    /// probe, from whether its port is listened on.
+    fn role_of(&self, ev: &SocketEvent, opening: Option<Opening>) -> Role {
+        let server = match opening {
+            Some(o) => o == Opening::Passive,
+            None => self.host.is_listening(ev.netns, Proto::Tcp, ev.local.port()),
+        };
+        if server {
+            Role::Server
+        } else {
+            Role::Client
         }
     }
 
@@ -665,10 +713,15 @@ impl FlowTable {
 }
 
 fn find_half(flow: &mut Flow, cookie: u64) -> Option<&mut Half> {
+    find_half_role(flow, cookie).map(|(half, _)| half)
+}
+
+/// The traced end of `flow` that is socket `cookie`, and which end it is.
+fn find_half_role(flow: &mut Flow, cookie: u64) -> Option<(&mut Half, Role)> {
     if flow.client.as_ref().is_some_and(|h| h.cookie == cookie) {
-        flow.client.as_mut()
+        flow.client.as_mut().map(|h| (h, Role::Client))
     } else if flow.server.as_ref().is_some_and(|h| h.cookie == cookie) {
-        flow.server.as_mut()
+        flow.server.as_mut().map(|h| (h, Role::Server))
     } else {
         None
     }

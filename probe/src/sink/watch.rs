@@ -54,7 +54,7 @@ impl EventFilter {
             Detail::Connect { .. } | Detail::ConnectFailed { .. } | Detail::UdpSend { .. } => self.outgoing,
             Detail::Retransmit { .. } => self.retransmits,
             Detail::Close { .. } => self.tcp_close,
-            Detail::Listen | Detail::UdpClose => false,
+            Detail::Listen | Detail::UdpClose | Detail::Snapshot { .. } => false,
         }
     }
 }
@@ -179,6 +179,7 @@ impl<'a> EventLine<'a> {
                 line.bytes_received = Some(*bytes);
                 line.peer_known = Some(ev.remote.port() != 0);
             }
+            Detail::Snapshot { state, .. } => line.state = state.map(crate::source::TcpState::name),
             Detail::Accept | Detail::Listen | Detail::UdpClose => {}
         }
         line
@@ -236,7 +237,7 @@ pub fn write_text(out: &mut impl Write, ev: &SocketEvent) -> io::Result<()> {
         )?,
         Detail::Retransmit { count, .. } => write!(out, "[retransmits: {count}]")?,
         Detail::UdpSend { bytes } | Detail::UdpRecv { bytes } => write!(out, "[{bytes} bytes]")?,
-        Detail::Accept | Detail::Listen | Detail::UdpClose => {}
+        Detail::Accept | Detail::Listen | Detail::UdpClose | Detail::Snapshot { .. } => {}
     }
     out.write_all(b"\n")
 }

@@ -241,6 +241,15 @@ pub enum Detail {
     Listen,
     /// UDP socket released.
     UdpClose,
+    /// An open socket found by the iterator (at start, and periodically).
+    Snapshot {
+        /// TCP state (TCP only).
+        state: Option<TcpState>,
+        /// How it was opened, when its history says so (TCP).
+        opening: Option<Opening>,
+        /// Live counters (TCP, not listening).
+        counters: Option<TcpCounters>,
+    },
 }
 
 impl Detail {
@@ -257,6 +266,7 @@ impl Detail {
             Self::UdpRecv { .. } => "recv",
             Self::Listen => "listen",
             Self::UdpClose => "udp_close",
+            Self::Snapshot { .. } => "snapshot",
         }
     }
 }
@@ -329,6 +339,30 @@ pub fn payload_bytes(raw: &RawEvent) -> (u64, u64) {
     (sent, received)
 }
 
+/// How the socket was opened, from the states it was seen in.
+fn opening(raw: &RawEvent) -> Option<Opening> {
+    let seen = |state: TcpState| raw.states_seen & state_bit(state) != 0;
+    if seen(TcpState::SynSent) {
+        Some(Opening::Active)
+    } else if seen(TcpState::SynRecv) {
+        Some(Opening::Passive)
+    } else {
+        None
+    }
+}
+
+fn tcp_counters(raw: &RawEvent) -> TcpCounters {
+    let (bytes_sent, bytes_received) = payload_bytes(raw);
+    TcpCounters {
+        bytes_sent,
+        bytes_received,
+        segs_in: raw.segs_in,
+        segs_out: raw.segs_out,
+        retransmits: raw.total_retrans,
+        srtt_us: raw.srtt_us,
+    }
+}
+
 fn addr(family: u16, bytes: &[u8; 16], port: u16) -> SocketAddr {
     let ip = if family == AF_INET {
         IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
@@ -387,27 +421,18 @@ impl SocketEvent {
                 after: nonzero_duration(raw.latency_ns),
             },
             EventKind::Accept => Detail::Accept,
-            EventKind::Close => {
-                let (bytes_sent, bytes_received) = payload_bytes(raw);
-                let seen = |state: TcpState| raw.states_seen & state_bit(state) != 0;
-                let opening = if seen(TcpState::SynSent) {
-                    Some(Opening::Active)
-                } else if seen(TcpState::SynRecv) {
-                    Some(Opening::Passive)
-                } else {
-                    None
-                };
-                Detail::Close {
-                    from: TcpState::from_raw(raw.oldstate),
-                    opening,
-                    counters: TcpCounters {
-                        bytes_sent,
-                        bytes_received,
-                        segs_in: raw.segs_in,
-                        segs_out: raw.segs_out,
-                        retransmits: raw.total_retrans,
-                        srtt_us: raw.srtt_us,
-                    },
+            EventKind::Close => Detail::Close {
+                from: TcpState::from_raw(raw.oldstate),
+                opening: opening(raw),
+                counters: tcp_counters(raw),
+            },
+            EventKind::Snapshot => {
+                let state = if proto == Proto::Tcp { TcpState::from_raw(raw.state) } else { None };
+                let live = state.is_some_and(|s| s != TcpState::Listen);
+                Detail::Snapshot {
+                    state,
+                    opening: if proto == Proto::Tcp { opening(raw) } else { None },
+                    counters: live.then(|| tcp_counters(raw)),
                 }
             }
             EventKind::Retransmit => Detail::Retransmit {
