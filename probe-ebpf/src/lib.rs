@@ -44,6 +44,10 @@ pub mod programs {
     pub const SOCK_SEND_LENGTH: &str = "tp_btf__sock_send_length";
     /// `tp_btf/sock_recv_length`: bytes of every UDP receive.
     pub const SOCK_RECV_LENGTH: &str = "tp_btf__sock_recv_length";
+    /// `cgroup/bind4`: the port an IPv4 UDP socket asks for in `bind()`.
+    pub const BIND4: &str = "cgroup__bind4";
+    /// `cgroup/bind6`: the port an IPv6 UDP socket asks for in `bind()`.
+    pub const BIND6: &str = "cgroup__bind6";
     /// `cgroup/post_bind4`: IPv4 UDP sockets bound by the application.
     pub const POST_BIND4: &str = "cgroup__post_bind4";
     /// `cgroup/post_bind6`: IPv6 UDP sockets bound by the application.

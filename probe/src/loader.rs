@@ -310,6 +310,20 @@ const HOOKS: &[HookSpec] = &[
         provides: "UDP receive events (kernel 6.3+)",
     },
     HookSpec {
+        program: programs::BIND4,
+        rung: Rung::Any,
+        hook: Hook::CgroupSockAddr("bind4"),
+        need: Need::Udp,
+        provides: "ports asked for by IPv4 UDP bind()",
+    },
+    HookSpec {
+        program: programs::BIND6,
+        rung: Rung::Any,
+        hook: Hook::CgroupSockAddr("bind6"),
+        need: Need::Udp,
+        provides: "ports asked for by IPv6 UDP bind()",
+    },
+    HookSpec {
         program: programs::POST_BIND4,
         rung: Rung::Any,
         hook: Hook::CgroupSock("post_bind4"),

@@ -1,13 +1,10 @@
 //! The `packetless` binary as a user runs it: help, argument errors, privilege
 //! errors, and `watch` on the real kernel ending cleanly on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Instant;
+use std::process::{Command, Output};
 
-use packetless_tests::{kernel_tests_enabled, EVENT_TIMEOUT};
+use packetless_tests::{kernel_tests_enabled, ProbeProcess};
 
 const EXE: &str = env!("CARGO_BIN_EXE_packetless");
 
@@ -57,69 +54,6 @@ fn missing_capabilities_are_named_and_exit_2() {
     assert!(err.contains("Run packetless as root"), "the message says how to fix it: {err}");
 }
 
-/// A running `packetless watch` with its stdout lines delivered through a channel.
-struct Watch {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Watch {
-    /// Starts `packetless watch ARGS` and waits until it logs that it is tracing.
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(EXE)
-            .arg("watch")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning packetless watch");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[packetless] {line}");
-                if line.contains("tracing") {
-                    let _ = ready_tx.send(());
-                }
-            }
-        });
-        let (tx, lines) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        ready_rx.recv_timeout(EVENT_TIMEOUT).expect("packetless watch did not start tracing");
-        Self { child, lines }
-    }
-
-    /// The first line satisfying `pred`, within the deadline.
-    fn line_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + EVENT_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if pred(&line) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("no line with {what}: {e}"),
-            }
-        }
-    }
-
-    /// Sends SIGTERM, waits for the exit, and returns the exit code and the lines
-    /// printed after those already consumed.
-    fn terminate(mut self) -> (Option<i32>, Vec<String>) {
-        // SAFETY: kill with the pid of our own, not yet reaped, child.
-        unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), libc::SIGTERM) };
-        let status = self.child.wait().expect("waiting for packetless");
-        // The reader thread ends at EOF, closing the channel: collect until then.
-        (status.code(), self.lines.iter().collect())
-    }
-}
-
 /// A connection from this process to itself over loopback; returns the client port.
 fn loopback_connection() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -135,7 +69,7 @@ fn watch_json_prints_events_and_a_stats_line_on_sigterm() {
     if !kernel_tests_enabled("watch --json") {
         return;
     }
-    let watch = Watch::start(&["--json"]);
+    let mut watch = ProbeProcess::start(EXE, &["watch", "--json"]);
     let port = loopback_connection();
     let pid = std::process::id();
     let line = watch.line_where("our connect", |l| {
@@ -149,9 +83,9 @@ fn watch_json_prints_events_and_a_stats_line_on_sigterm() {
     for key in ["tid", "comm", "uid", "gid", "cgroup_id", "netns", "cookie", "ts", "latency_us"] {
         assert!(v.get(key).is_some(), "connect line lacks {key}: {line}");
     }
-    let (code, rest) = watch.terminate();
+    let code = watch.terminate();
     assert_eq!(code, Some(0), "SIGTERM is a clean exit");
-    let last = rest.last().expect("a stats line after SIGTERM");
+    let last = watch.seen.last().expect("a stats line after SIGTERM");
     let stats: serde_json::Value = serde_json::from_str(last).unwrap();
     assert_eq!(stats["event"], "stats");
     assert_eq!(stats["kernel"]["ringbuf_full"], 0);
@@ -163,16 +97,15 @@ fn watch_text_with_filters_shows_only_the_chosen_kinds() {
     if !kernel_tests_enabled("watch -t -o") {
         return;
     }
-    let watch = Watch::start(&["-t", "-o"]);
+    let mut watch = ProbeProcess::start(EXE, &["watch", "-t", "-o"]);
     let port = loopback_connection();
     let pid = std::process::id();
     let line = watch.line_where("our connect", |l| l.contains(&format!("127.0.0.1:{port} -> ")));
     assert!(line.contains("[connect][IPv4/TCP]"), "{line}");
     assert!(line.contains(&format!("[pid/tid: {pid}/")), "{line}");
     assert!(line.contains("[latency: "), "{line}");
-    let (code, rest) = watch.terminate();
-    assert_eq!(code, Some(0));
-    for l in &rest {
+    assert_eq!(watch.terminate(), Some(0));
+    for l in &watch.seen {
         assert!(l.contains("[connect]") || l.contains("[connect_failed]"), "-o -t shows only outgoing TCP events: {l}");
     }
 }

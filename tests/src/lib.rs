@@ -14,6 +14,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+mod probe;
+pub use probe::ProbeProcess;
 #[cfg(feature = "tracer")]
 mod tracer;
 #[cfg(feature = "tracer")]

@@ -24,6 +24,8 @@ struct pl_owner {
 	__u32 known;       /* 1 once the fields above describe a process */
 	__u32 netns;       /* inode of the network namespace it was created in */
 	__u32 retrans_seen;/* retransmit events seen for this socket */
+	__u32 bind_port;   /* port asked for in bind() (host order); 0 = any */
+	__u32 pad;
 	char comm[PL_COMM_LEN];
 };
 

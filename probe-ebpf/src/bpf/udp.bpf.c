@@ -12,7 +12,11 @@
  *    sock_sendmsg/sock_recvmsg, in the caller's context, with the byte count.
  *    The parked peer of the same call is taken; connected sockets use the
  *    socket's own destination. One event per datagram.
- *  - cgroup/post_bind4|6: an explicit bind() of a UDP socket: a LISTEN event.
+ *  - cgroup/bind4|6 + cgroup/post_bind4|6: a UDP socket bound to a port the
+ *    application chose is a LISTEN event. bind4|6 runs before the bind and sees
+ *    the port asked for (kept in the socket's storage); post_bind4|6 runs after a
+ *    successful bind. Binding to port 0 (a client asking for any port) is not a
+ *    LISTEN.
  *  - cgroup/sock_release (5.9+): a UDP socket goes away: UDP_CLOSE, with
  *    cookie, owner and namespace only (its context exposes no addresses).
  * The cgroup programs return 1 (allow) always: the probe never changes
@@ -133,6 +137,35 @@ int BPF_PROG(tp_btf__sock_recv_length, struct sock *sk, int ret, int flags)
 	return handle_udp_length(sk, ret, flags, PL_EV_UDP_RECV);
 }
 
+static __always_inline void udp_note_bind_port(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct pl_owner *o;
+
+	if (!pl_trace_udp || ctx->protocol != IPPROTO_UDP || !sk)
+		return;
+	o = bpf_sk_storage_get(&pl_owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o) {
+		stat_inc(PL_STAT_STORAGE_FAIL);
+		return;
+	}
+	o->bind_port = bpf_ntohs((__u16)ctx->user_port);
+}
+
+SEC("cgroup/bind4")
+int cgroup__bind4(struct bpf_sock_addr *ctx)
+{
+	udp_note_bind_port(ctx);
+	return 1;
+}
+
+SEC("cgroup/bind6")
+int cgroup__bind6(struct bpf_sock_addr *ctx)
+{
+	udp_note_bind_port(ctx);
+	return 1;
+}
+
 /*
  * Local address of a bound socket. The verifier lets each post_bind attach
  * type read only its own family's src_ip field, so `family` must be a
@@ -161,10 +194,14 @@ static __always_inline void event_fill_bound(struct pl_event *ev, struct bpf_soc
 
 static __always_inline int handle_udp_bind(struct bpf_sock *ctx, __u16 family)
 {
+	struct pl_owner *o;
 	struct pl_event *ev;
 	__u32 netns;
 
 	if (!pl_trace_udp || ctx->protocol != IPPROTO_UDP)
+		return 1;
+	o = bpf_sk_storage_get(&pl_owners, ctx, 0, 0);
+	if (o && o->bind_port == 0)
 		return 1;
 	netns = current_netns();
 	if (!netns_wanted(netns))

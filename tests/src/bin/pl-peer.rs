@@ -14,6 +14,8 @@
 //!   tcp-accept-loop ADDR COUNT      accept COUNT connections, read each to EOF, close
 //!   tcp-storm ADDR COUNT            COUNT times: connect, close
 //!   tcp-hold ADDR                   connect, wait for a line on stdin, close
+//!   tcp-sink ADDR                   accept one connection, read it to EOF
+//!   tcp-trickle ADDR COUNT BYTES MS connect, then COUNT times: write BYTES, pause MS ms
 //!   udp-server ADDR REPLY           receive one datagram, send REPLY bytes back to its source
 //!   udp-client ADDR SEND [connected]
 //!                                   send SEND bytes (sendto, or connect+send), receive the reply
@@ -109,8 +111,35 @@ fn tcp_hold(addr: SocketAddr) -> Result<(), String> {
     wait_for_stdin_line()
 }
 
-fn udp_server(addr: SocketAddr, reply: usize) -> Result<(), String> {
+fn tcp_sink(addr: SocketAddr) -> Result<(), String> {
+    set_comm("pl-sink");
+    let listener = TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    ready(port_of(listener.local_addr())?);
+    let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    std::io::copy(&mut stream, &mut std::io::sink()).map(drop).map_err(|e| format!("read: {e}"))
+}
+
+fn tcp_trickle(addr: SocketAddr, count: usize, bytes: usize, pause_ms: u64) -> Result<(), String> {
+    set_comm("pl-trickle");
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    ready(port_of(stream.local_addr())?);
+    for _ in 0..count {
+        stream.write_all(&vec![b't'; bytes]).map_err(|e| format!("write: {e}"))?;
+        // The pause is the traffic pattern under test (a long-lived, slowly
+        // growing connection), not synchronisation.
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+    }
+    Ok(())
+}
+
+fn udp_server(mut addr: SocketAddr, reply: usize) -> Result<(), String> {
     set_comm("pl-userver");
+    if addr.port() == 0 {
+        // Servers bind the port they serve: binding port 0 is what clients do, and
+        // the probe tells them apart by that. Find a free port, then bind it.
+        let probe = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+        addr.set_port(port_of(probe.local_addr())?);
+    }
     let socket = UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
     ready(port_of(socket.local_addr())?);
     let mut buf = vec![0u8; 65536];
@@ -161,6 +190,8 @@ fn run(args: &[String]) -> Result<(), String> {
         "tcp-accept-loop" => tcp_accept_loop(addr, arg(args, 2, "COUNT")?),
         "tcp-storm" => tcp_storm(addr, arg(args, 2, "COUNT")?),
         "tcp-hold" => tcp_hold(addr),
+        "tcp-sink" => tcp_sink(addr),
+        "tcp-trickle" => tcp_trickle(addr, arg(args, 2, "COUNT")?, arg(args, 3, "BYTES")?, arg(args, 4, "MS")?),
         "udp-server" => udp_server(addr, arg(args, 2, "REPLY")?),
         "udp-client" => udp_client(addr, arg(args, 2, "SEND")?, args.get(3).map(String::as_str) == Some("connected")),
         "connect-refused" => connect_fails(addr, "pl-refused", std::io::ErrorKind::ConnectionRefused),
