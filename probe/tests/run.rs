@@ -3,6 +3,8 @@
 //! flush at SIGTERM. Peers are separate processes; "remote" hosts are network
 //! namespaces the tests create, excluded from tracing with `--netns self`.
 
+use std::net::SocketAddr;
+
 use packetless_tests::{kernel_tests_enabled, Netns, Peer, ProbeProcess};
 use serde_json::Value;
 
@@ -33,6 +35,28 @@ fn flows_where(probe: &ProbeProcess, pred: impl Fn(&Value) -> bool) -> Vec<Value
     probe.seen.iter().map(|l| parse(l)).filter(|v| v["kind"] == "flow" && pred(v)).collect()
 }
 
+/// Pids and ports of one finished TCP exchange.
+struct Exchange {
+    server_pid: u32,
+    client_pid: u32,
+    server_port: u16,
+    client_port: u16,
+}
+
+/// A `pl-peer` server on `server_ip` (inside `server_ns` if given) sends `down`
+/// bytes to a client (inside `client_ns` if given) that sends `up` bytes; both exit.
+fn tcp_exchange(server_ns: Option<&Netns>, server_ip: &str, client_ns: Option<&Netns>, up: u32, down: u32) -> Exchange {
+    let server_addr = SocketAddr::new(server_ip.parse().expect("an IP"), 0);
+    let server = Peer::spawn(server_ns, &["tcp-server", &server_addr.to_string(), &down.to_string(), &up.to_string()]);
+    let target = SocketAddr::new(server_addr.ip(), server.port);
+    let client = Peer::spawn(client_ns, &["tcp-client", &target.to_string(), &up.to_string(), &down.to_string()]);
+    let done =
+        Exchange { server_pid: server.pid, client_pid: client.pid, server_port: server.port, client_port: client.port };
+    client.finish();
+    server.finish();
+    done
+}
+
 fn pid_of(process: &Value) -> Option<u64> {
     process.get("pid").and_then(Value::as_u64)
 }
@@ -48,11 +72,8 @@ fn remote_client_to_local_server_is_inbound_with_the_server_process() {
     }
     let ns = Netns::new();
     let mut probe = run_probe(&["--netns", "self"]);
-    let server = Peer::spawn(None, &["tcp-server", &format!("{}:0", ns.host_ip), "300", "200"]);
-    let client = Peer::spawn(Some(&ns), &["tcp-client", &format!("{}:{}", ns.host_ip, server.port), "200", "300"]);
-    let (spid, port) = (server.pid, server.port);
-    client.finish();
-    server.finish();
+    let x = tcp_exchange(None, &ns.host_ip.to_string(), Some(&ns), 200, 300);
+    let (spid, port) = (x.server_pid, x.server_port);
     let flow = wait_record(&mut probe, "flow", "the inbound flow", closed_to_port(port));
     assert_eq!(flow["direction"], "inbound");
     assert_eq!(flow["src_ip"], ns.ns_ip.to_string());
@@ -69,11 +90,8 @@ fn local_client_to_remote_server_is_outbound_and_a_dependency() {
     }
     let ns = Netns::new();
     let mut probe = run_probe(&["--netns", "self"]);
-    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "300", "200"]);
-    let client = Peer::spawn(None, &["tcp-client", &format!("{}:{}", ns.ns_ip, server.port), "200", "300"]);
-    let (cpid, port) = (client.pid, server.port);
-    client.finish();
-    server.finish();
+    let x = tcp_exchange(Some(&ns), &ns.ns_ip.to_string(), None, 200, 300);
+    let (cpid, port) = (x.client_pid, x.server_port);
     let flow = wait_record(&mut probe, "flow", "the outbound flow", closed_to_port(port));
     assert_eq!(flow["direction"], "outbound");
     assert_eq!(pid_of(&flow["src_process"]), Some(u64::from(cpid)));
@@ -97,11 +115,8 @@ fn connection_between_two_traced_namespaces_is_one_local_record_with_both_proces
     }
     let ns = Netns::new();
     let mut probe = run_probe(&[]);
-    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "300", "200"]);
-    let client = Peer::spawn(None, &["tcp-client", &format!("{}:{}", ns.ns_ip, server.port), "200", "300"]);
-    let (spid, cpid, port) = (server.pid, client.pid, server.port);
-    client.finish();
-    server.finish();
+    let x = tcp_exchange(Some(&ns), &ns.ns_ip.to_string(), None, 200, 300);
+    let (spid, cpid, port) = (x.server_pid, x.client_pid, x.server_port);
     let flow = wait_record(&mut probe, "flow", "the merged flow", closed_to_port(port));
     assert_eq!(flow["direction"], "local");
     assert_eq!(pid_of(&flow["src_process"]), Some(u64::from(cpid)));
@@ -117,11 +132,8 @@ fn loopback_connection_is_one_local_record_with_exact_bytes_both_ways() {
         return;
     }
     let mut probe = run_probe(&[]);
-    let server = Peer::spawn(None, &["tcp-server", "127.0.0.1:0", "654321", "123456"]);
-    let client = Peer::spawn(None, &["tcp-client", &format!("127.0.0.1:{}", server.port), "123456", "654321"]);
-    let (spid, cpid, port, cport) = (server.pid, client.pid, server.port, client.port);
-    client.finish();
-    server.finish();
+    let x = tcp_exchange(None, "127.0.0.1", None, 123_456, 654_321);
+    let (spid, cpid, port, cport) = (x.server_pid, x.client_pid, x.server_port, x.client_port);
     let flow = wait_record(&mut probe, "flow", "the loopback flow", closed_to_port(port));
     assert_eq!(flow["direction"], "local");
     assert_eq!(flow["src_port"], cport);
@@ -143,11 +155,7 @@ fn own_address_and_ipv4_mapped_loopback_are_local() {
     let ns = Netns::new();
     let mut probe = run_probe(&[]);
     // The host's own non-loopback address (its end of the veth pair).
-    let server = Peer::spawn(None, &["tcp-server", &format!("{}:0", ns.host_ip), "10", "10"]);
-    let client = Peer::spawn(None, &["tcp-client", &format!("{}:{}", ns.host_ip, server.port), "10", "10"]);
-    let own_port = server.port;
-    client.finish();
-    server.finish();
+    let own_port = tcp_exchange(None, &ns.host_ip.to_string(), None, 10, 10).server_port;
     // An IPv6 socket reaching an IPv4 server through ::ffff:127.0.0.1.
     let server = Peer::spawn(None, &["tcp-server", "127.0.0.1:0", "10", "10"]);
     let client = Peer::spawn(None, &["tcp-client", &format!("[::ffff:127.0.0.1]:{}", server.port), "10", "10"]);
