@@ -1,6 +1,6 @@
 //! ntopng's flow field ids (docs/ntopng-zmq.md §3.3, §3.4).
 //!
-//! PEN-0 (IANA, NetFlow version 9) ids as they are; ntop's PEN 35632 fields as
+//! PEN-0 (IANA) ids as they are; ntop's PEN 35632 fields as
 //! 57472 + n, the form nProbe sends and the only one ntopng reads unambiguously.
 
 /// ntop's fields start here (`NTOP_BASE_ID`).
