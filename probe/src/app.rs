@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::io::{self, Write};
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -20,6 +21,7 @@ use crate::loader::{self, LoadError, Loaded};
 use crate::sink::json::{write_record, write_run_stats, RunStats};
 use crate::sink::stats::PipelineStats;
 use crate::sink::watch::{write_json, write_stats_json, write_stats_text, write_text, WatchStats};
+use crate::sink::zmq::SinkInput;
 use crate::source::clock::boot_ns_now;
 use crate::source::{BootClock, EventSource, SocketEvent};
 use packetless_ebpf::abi::RawEvent;
@@ -36,6 +38,9 @@ pub enum AppError {
     /// The output could not be written.
     #[error("writing output: {0}")]
     Output(#[source] io::Error),
+    /// The ZMQ sink could not start (endpoint, CURVE).
+    #[error(transparent)]
+    Zmq(crate::sink::zmq::ZmqSetupError),
 }
 
 impl AppError {
@@ -43,7 +48,7 @@ impl AppError {
     #[must_use]
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Load(_) => 2,
+            Self::Load(_) | Self::Zmq(_) => 2,
             Self::Source(_) | Self::Output(_) => 1,
         }
     }
@@ -172,15 +177,33 @@ const TICK: Duration = Duration::from_millis(250);
 /// Batches of records between the flow stage and the writer thread.
 const OUTPUT_BATCHES: usize = 4096;
 
-/// `packetless run`: flow records as JSON lines on `out` until `shutdown` completes,
-/// then the last record of every open flow, the inventory and the stats.
+/// `packetless run`: flow records to the configured sinks (JSON lines on `out`, ZMQ
+/// collectors) until `shutdown` completes, then the last record of every open flow,
+/// the inventory and the stats.
 ///
 /// # Errors
-/// [`AppError`] when the kernel side cannot start or output cannot be written.
+/// [`AppError`] when the kernel side or a sink cannot start, or output cannot be
+/// written.
 pub async fn run<W>(config: RunConfig, shutdown: impl Future<Output = ()>, out: W) -> Result<RunStats, AppError>
 where
     W: Write + Send + 'static,
 {
+    // Sinks first: a collector address that cannot be bound is a usage error that
+    // should not cost a kernel load.
+    let mut output = Output::default();
+    let mut zmq_thread = None;
+    if let Some(zmq) = config.zmq.clone() {
+        let (tx, rx) = std_mpsc::sync_channel(OUTPUT_BATCHES);
+        zmq_thread = Some(crate::sink::zmq::start(zmq, rx).map_err(AppError::Zmq)?);
+        output.sinks.push(SinkHandle { name: "zmq", tx, dropped: 0 });
+    }
+    let mut writer = None;
+    if config.stdout {
+        let (tx, rx) = std_mpsc::sync_channel(OUTPUT_BATCHES);
+        writer = Some(std::thread::spawn(move || write_records(&rx, out)));
+        output.sinks.push(SinkHandle { name: "stdout", tx, dropped: 0 });
+    }
+
     let mut tracer = Tracer::start(&config.trace)?;
     let mut events = std::mem::replace(&mut tracer.events, mpsc::channel(1).1);
     let mut table = FlowTable::new(config.flows, BootClock::now(), id::boot_id());
@@ -192,18 +215,11 @@ where
         table.on_event(&ev, &mut batch);
     }
 
-    let (batches, batches_rx) = std_mpsc::sync_channel::<Vec<Record>>(OUTPUT_BATCHES);
-    let writer = std::thread::spawn(move || write_records(&batches_rx, out));
-    let mut output = Output { batches, dropped: 0 };
-
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut inventory =
-        tokio::time::interval_at(tokio::time::Instant::now() + config.inventory_interval, config.inventory_interval);
-    inventory.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let every = snapshot_interval(config.flows.update_interval);
-    let mut snapshot = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut inventory = every(config.inventory_interval);
+    let mut snapshot = every(snapshot_interval(config.flows.update_interval));
+    let mut stats_tick = every(Duration::from_secs(1));
     tokio::pin!(shutdown);
     let mut open = true;
     while open {
@@ -232,6 +248,12 @@ where
                 table.add_interface_addrs(interface_addrs(), now);
                 table.inventory(now, &mut batch);
             }
+            _ = stats_tick.tick() => output.stats(&RunStats {
+                pipeline: tracer.pipeline_stats(),
+                flows: table.counters(),
+                output_dropped: output.dropped(),
+                zmq: None,
+            }),
         }
         output.send(&mut batch)?;
     }
@@ -245,16 +267,35 @@ where
     table.tick(now, &mut batch);
     table.flush(now, &mut batch);
     output.send(&mut batch)?;
-    let dropped = output.dropped;
+    let mut stats = RunStats {
+        pipeline: tracer.pipeline_stats(),
+        flows: table.counters(),
+        output_dropped: output.dropped(),
+        zmq: None,
+    };
+    output.stats(&stats);
     drop(output);
-    let mut out = writer
-        .join()
-        .map_err(|_| AppError::Output(io::Error::other("writer thread panicked")))?
-        .map_err(AppError::Output)?;
+    if let Some(thread) = zmq_thread {
+        stats.zmq = Some(thread.join().map_err(|_| AppError::Output(io::Error::other("ZMQ exporter panicked")))?);
+    }
     reader?;
-    let stats = RunStats { pipeline: tracer.pipeline_stats(), flows: table.counters(), output_dropped: dropped };
-    write_run_stats(&mut out, &stats).and_then(|()| out.flush()).map_err(AppError::Output)?;
+    if let Some(writer) = writer {
+        let mut out = writer
+            .join()
+            .map_err(|_| AppError::Output(io::Error::other("writer thread panicked")))?
+            .map_err(AppError::Output)?;
+        write_run_stats(&mut out, &stats).and_then(|()| out.flush()).map_err(AppError::Output)?;
+    } else {
+        info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "final counters");
+    }
     Ok(stats)
+}
+
+/// An interval whose first tick is one period from now.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
 }
 
 /// How often the iterator refreshes the counters of open TCP connections: twice per
@@ -264,41 +305,76 @@ fn snapshot_interval(update_interval: Duration) -> Duration {
     (update_interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
-/// The flow stage's end of the channel to the writer thread.
+/// The flow stage's ends of the channels to the sink threads.
+#[derive(Default)]
 struct Output {
-    batches: std_mpsc::SyncSender<Vec<Record>>,
+    sinks: Vec<SinkHandle>,
+}
+
+struct SinkHandle {
+    name: &'static str,
+    tx: std_mpsc::SyncSender<SinkInput>,
     dropped: u64,
 }
 
 impl Output {
-    /// Hands the batch to the writer; when the writer is behind, the records are
-    /// dropped and counted rather than stalling the pipeline.
+    /// Hands the batch to every sink; a sink that is behind loses the batch (counted)
+    /// rather than stalling the pipeline.
     fn send(&mut self, batch: &mut Vec<Record>) -> Result<(), AppError> {
         if batch.is_empty() {
             return Ok(());
         }
-        match self.batches.try_send(std::mem::take(batch)) {
-            Ok(()) => Ok(()),
-            Err(std_mpsc::TrySendError::Full(lost)) => {
-                let n = lost.len() as u64;
-                self.dropped += n;
-                warn!(records = n, total = self.dropped, "output is not keeping up; records dropped");
-                Ok(())
-            }
-            Err(std_mpsc::TrySendError::Disconnected(_)) => {
-                Err(AppError::Output(io::Error::new(io::ErrorKind::BrokenPipe, "output closed")))
+        let records = Arc::new(std::mem::take(batch));
+        for sink in &mut self.sinks {
+            match sink.tx.try_send(SinkInput::Records(Arc::clone(&records))) {
+                Ok(()) => {}
+                Err(std_mpsc::TrySendError::Full(_)) => {
+                    let n = records.len() as u64;
+                    sink.dropped += n;
+                    warn!(
+                        sink = sink.name,
+                        records = n,
+                        total = sink.dropped,
+                        "sink is not keeping up; records dropped"
+                    );
+                }
+                Err(std_mpsc::TrySendError::Disconnected(_)) => {
+                    return Err(AppError::Output(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        format!("the {} output closed", sink.name),
+                    )));
+                }
             }
         }
+        Ok(())
+    }
+
+    /// The latest counters, for sinks that report them (ZMQ `event` messages).
+    fn stats(&mut self, stats: &RunStats) {
+        let stats = Arc::new(stats.clone());
+        for sink in &self.sinks {
+            // A full channel already holds newer records; stats come again in a second.
+            let _ = sink.tx.try_send(SinkInput::Stats(Arc::clone(&stats)));
+        }
+    }
+
+    fn dropped(&self) -> u64 {
+        self.sinks.iter().map(|s| s.dropped).sum()
     }
 }
 
-/// The writer thread: every record as a JSON line, flushed once the queue is empty.
-fn write_records<W: Write>(batches: &std_mpsc::Receiver<Vec<Record>>, out: W) -> io::Result<io::BufWriter<W>> {
+/// The stdout writer thread: every record as a JSON line, flushed once the queue is
+/// empty.
+fn write_records<W: Write>(input: &std_mpsc::Receiver<SinkInput>, out: W) -> io::Result<io::BufWriter<W>> {
     let mut out = io::BufWriter::with_capacity(256 * 1024, out);
-    while let Ok(batch) = batches.recv() {
-        batch.iter().try_for_each(|r| write_record(&mut out, r))?;
-        while let Ok(more) = batches.try_recv() {
-            more.iter().try_for_each(|r| write_record(&mut out, r))?;
+    let write = |item: SinkInput, out: &mut io::BufWriter<W>| match item {
+        SinkInput::Records(records) => records.iter().try_for_each(|r| write_record(out, r)),
+        SinkInput::Stats(_) => Ok(()),
+    };
+    while let Ok(item) = input.recv() {
+        write(item, &mut out)?;
+        while let Ok(more) = input.try_recv() {
+            write(more, &mut out)?;
         }
         out.flush()?;
     }

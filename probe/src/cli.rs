@@ -95,9 +95,52 @@ pub struct RunArgs {
     #[command(flatten)]
     pub trace: TraceArgs,
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value = "json")]
-    pub output: OutputArg,
+    /// Records on stdout: `json` (one object per line) or `none`. Default: json,
+    /// or none when --zmq is given.
+    #[arg(long, value_enum)]
+    pub output: Option<OutputArg>,
+
+    /// Export flows over ZeroMQ in ntopng's format. `tcp://HOST:PORTc` (trailing c):
+    /// connect to a collector that binds, for ntopng `-i tcp://*:PORTc`.
+    /// `tcp://*:PORT`: bind and let the collector connect, for ntopng
+    /// `-i tcp://PROBE:PORT`. Repeat for several collectors.
+    #[arg(long = "zmq", value_name = "ENDPOINT")]
+    pub zmq: Vec<String>,
+
+    /// Flow payload format: `tlv` (nDPI TLV, read by every ntopng since 6.0) or
+    /// `json` (read only by ntopng builds with Pro code).
+    #[arg(long, value_enum, default_value = "tlv", value_name = "FORMAT")]
+    pub zmq_format: ZmqFormatArg,
+
+    /// Message header: `v2` (28 bytes; ntopng 5.4 and later) or `v3` (36 bytes;
+    /// ntopng 6.4 and later).
+    #[arg(long, value_enum, default_value = "v2", value_name = "VERSION")]
+    pub zmq_header: ZmqHeaderArg,
+
+    /// zlib-compress payloads (needs --zmq-header v3).
+    #[arg(long)]
+    pub zmq_compress: bool,
+
+    /// ntopng's CURVE public key: 40 Z85 characters (the datadir's zmq-key.pub), or
+    /// the 80 hexadecimal digits ntopng's interface page shows. The probe is the
+    /// CURVE client, with a key pair made at start.
+    #[arg(long, value_name = "KEY", env = "PACKETLESS_ZMQ_KEY", hide_env_values = true)]
+    pub zmq_encryption_key: Option<String>,
+
+    /// This probe's id in every message header (a non-zero number). Give each
+    /// probe exporting to one collector its own. Default: derived from /etc/machine-id.
+    #[arg(long, value_name = "ID")]
+    pub source_id: Option<u32>,
+
+    /// Interval of the `event` (probe status, timeouts, drops) and `listening-ports`
+    /// messages.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub zmq_event_interval: String,
+
+    /// Messages queued per collector while it is slow or away; beyond, messages are
+    /// dropped and counted.
+    #[arg(long, default_value_t = 256, value_name = "MESSAGES")]
+    pub zmq_queue: usize,
 
     /// Interval between records of a flow that stays open (e.g. 30s, 5m).
     #[arg(long, default_value = "30s", value_name = "DURATION")]
@@ -127,6 +170,26 @@ pub struct RunArgs {
 pub enum OutputArg {
     /// One JSON object per line.
     Json,
+    /// Nothing on stdout.
+    None,
+}
+
+/// `--zmq-format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ZmqFormatArg {
+    /// nDPI TLV.
+    Tlv,
+    /// ntopng JSON.
+    Json,
+}
+
+/// `--zmq-header` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ZmqHeaderArg {
+    /// 28-byte header.
+    V2,
+    /// 36-byte header.
+    V3,
 }
 
 /// Options of `packetless watch`.

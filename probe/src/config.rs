@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use crate::cli::{RunArgs, TcpHooksArg, TraceArgs, WatchArgs};
+use crate::cli::{OutputArg, RunArgs, TcpHooksArg, TraceArgs, WatchArgs, ZmqFormatArg, ZmqHeaderArg};
 use crate::flow::FlowConfig;
 use crate::loader::{LoaderConfig, TcpHooks};
 use crate::sink::watch::EventFilter;
+use crate::sink::zmq::{Endpoint, HeaderKind, ZmqConfig, ZmqFormat};
 
 /// A command-line value that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,26 @@ pub enum ConfigError {
     /// `--max-flows` is zero.
     #[error("--max-flows must be at least 1")]
     MaxFlows,
+    /// A `--zmq` endpoint is malformed.
+    #[error("--zmq {endpoint}: {reason}")]
+    ZmqEndpoint {
+        /// The value given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A ZMQ option that needs `--zmq`, or options that do not go together.
+    #[error("{0}")]
+    ZmqOption(&'static str),
+    /// `--zmq-encryption-key` is not a CURVE public key.
+    #[error(
+        "--zmq-encryption-key: expected ntopng's CURVE public key, 40 Z85 characters (zmq-key.pub in ntopng's \
+         data directory) or the 80 hexadecimal digits ntopng's interface page shows"
+    )]
+    ZmqKey,
+    /// `--source-id 0`.
+    #[error("--source-id must not be 0 (ntopng treats 0 as no id)")]
+    SourceId,
 }
 
 /// Settings of the tracer, shared by every command that traces.
@@ -92,6 +113,10 @@ pub struct RunConfig {
     pub flows: FlowConfig,
     /// Interval of the inventory (listen, dependency and `local_ip` records).
     pub inventory_interval: Duration,
+    /// JSON lines on stdout.
+    pub stdout: bool,
+    /// ZMQ export, when asked for.
+    pub zmq: Option<ZmqConfig>,
 }
 
 impl RunConfig {
@@ -119,6 +144,12 @@ impl RunConfig {
                 )?,
                 max_flows: args.max_flows,
             },
+            stdout: match args.output {
+                Some(OutputArg::Json) => true,
+                Some(OutputArg::None) => false,
+                None => args.zmq.is_empty(),
+            },
+            zmq: zmq_config(args)?,
             inventory_interval: positive(
                 parse_duration("inventory-interval", &args.inventory_interval)?,
                 "inventory-interval",
@@ -126,6 +157,96 @@ impl RunConfig {
             )?,
         })
     }
+}
+
+/// The ZMQ sink's settings, or `None` without `--zmq`.
+fn zmq_config(args: &RunArgs) -> Result<Option<ZmqConfig>, ConfigError> {
+    if args.zmq.is_empty() {
+        if args.zmq_encryption_key.is_some() || args.zmq_compress {
+            return Err(ConfigError::ZmqOption("--zmq-encryption-key and --zmq-compress need --zmq"));
+        }
+        return Ok(None);
+    }
+    let endpoints = args
+        .zmq
+        .iter()
+        .map(|e| Endpoint::parse(e).map_err(|reason| ConfigError::ZmqEndpoint { endpoint: e.clone(), reason }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let header = match args.zmq_header {
+        ZmqHeaderArg::V2 => HeaderKind::V2,
+        ZmqHeaderArg::V3 => HeaderKind::V3,
+    };
+    if args.zmq_compress && header != HeaderKind::V3 {
+        return Err(ConfigError::ZmqOption(
+            "--zmq-compress needs --zmq-header v3: ntopng inflates v2 payloads only in an older, unverified form",
+        ));
+    }
+    if args.zmq_queue == 0 {
+        return Err(ConfigError::ZmqOption("--zmq-queue must be at least 1"));
+    }
+    let source_id = match args.source_id {
+        Some(0) => return Err(ConfigError::SourceId),
+        Some(id) => id,
+        None => default_source_id(),
+    };
+    Ok(Some(ZmqConfig {
+        endpoints,
+        format: match args.zmq_format {
+            ZmqFormatArg::Tlv => ZmqFormat::Tlv,
+            ZmqFormatArg::Json => ZmqFormat::Json,
+        },
+        header,
+        compress: args.zmq_compress,
+        source_id,
+        server_key: args.zmq_encryption_key.as_deref().map(parse_curve_key).transpose()?,
+        event_interval: positive(
+            parse_duration("zmq-event-interval", &args.zmq_event_interval)?,
+            "zmq-event-interval",
+            &args.zmq_event_interval,
+        )?,
+        queue: args.zmq_queue,
+        update_interval: parse_duration("update-interval", &args.update_interval)?,
+    }))
+}
+
+/// ntopng's public key as Z85: given as Z85, or as the hex of the Z85 text that
+/// ntopng's interface page shows.
+///
+/// # Errors
+/// [`ConfigError::ZmqKey`] when it is neither.
+pub fn parse_curve_key(key: &str) -> Result<String, ConfigError> {
+    let key = key.trim();
+    let z85 = if key.len() == 80 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let bytes: Vec<u8> = (0..80)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&key[i..i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| ConfigError::ZmqKey)?;
+        String::from_utf8(bytes).map_err(|_| ConfigError::ZmqKey)?
+    } else {
+        key.to_owned()
+    };
+    if crate::sink::zmq::socket::is_z85_key(&z85) {
+        Ok(z85)
+    } else {
+        Err(ConfigError::ZmqKey)
+    }
+}
+
+/// A stable non-zero id for this host: FNV-1a of /etc/machine-id (or, lacking
+/// one, of the host name), folded to 32 bits.
+#[must_use]
+pub fn default_source_id() -> u32 {
+    let seed = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .unwrap_or_default();
+    let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    #[allow(clippy::cast_possible_truncation, reason = "folding 64 bits into 32 on purpose")]
+    let id = (hash ^ (hash >> 32)) as u32;
+    id.max(1)
 }
 
 fn positive(d: Duration, flag: &'static str, value: &str) -> Result<Duration, ConfigError> {
@@ -277,6 +398,26 @@ mod tests {
         let e = parse_duration("update-interval", "soon").unwrap_err().to_string();
         assert!(e.starts_with("--update-interval soon: expected a number"), "{e}");
         assert!(parse_duration("x", "5d").unwrap_err().to_string().contains("unknown unit"));
+    }
+
+    #[test]
+    fn curve_keys_are_taken_as_z85_or_as_its_hex() {
+        let (public, _) = crate::sink::zmq::socket::curve_keypair().unwrap();
+        assert_eq!(parse_curve_key(&public).unwrap(), public);
+        let hex: String = public.bytes().fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+        assert_eq!(parse_curve_key(&hex).unwrap(), public);
+        assert!(parse_curve_key("nope").unwrap_err().to_string().starts_with("--zmq-encryption-key"));
+        assert!(parse_curve_key(&"0".repeat(80)).is_err(), "hex of something that is not Z85");
+    }
+
+    #[test]
+    fn default_source_id_is_stable_and_not_zero() {
+        assert_eq!(default_source_id(), default_source_id());
+        assert_ne!(default_source_id(), 0);
     }
 
     #[test]

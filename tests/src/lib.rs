@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 mod probe;
-pub use probe::ProbeProcess;
+pub use probe::{free_port, LineProcess, ProbeProcess};
 #[cfg(feature = "tracer")]
 mod tracer;
 #[cfg(feature = "tracer")]

@@ -759,6 +759,8 @@ fn flow_record(flow: &Flow, direction: Direction, state: FlowState, clock: &Boot
         src_packets,
         dst_packets,
         retransmits: flow.halves().map(|h| h.retransmits).sum(),
+        src_retransmits: (flow.proto == Proto::Tcp).then_some(c.map(|h| h.retransmits)).flatten(),
+        dst_retransmits: (flow.proto == Proto::Tcp).then_some(s.map(|h| h.retransmits)).flatten(),
         srtt_us: c.and_then(|h| h.srtt_us).or_else(|| s.and_then(|h| h.srtt_us)),
         connect_latency_us: flow.connect_latency.map(|d| d.as_secs_f64() * 1e6),
         end_reason: (state == FlowState::Closed).then(|| flow.end_reason()),

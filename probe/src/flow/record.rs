@@ -121,6 +121,12 @@ pub struct FlowRecord {
     pub dst_packets: u64,
     /// Retransmitted segments, both directions.
     pub retransmits: u64,
+    /// Retransmissions by the source (when its end is traced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_retransmits: Option<u64>,
+    /// Retransmissions by the destination (when its end is traced).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst_retransmits: Option<u64>,
     /// Smoothed RTT, microseconds (TCP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub srtt_us: Option<u32>,
@@ -207,6 +213,9 @@ pub struct LocalIpRecord {
 }
 
 /// Anything the flow stage emits.
+// Flows are by far the most frequent record: boxing them would cost an allocation
+// each to save space on the rare small variants.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {

@@ -17,8 +17,11 @@ pub struct RunStats {
     /// Flow-stage counters.
     #[serde(flatten)]
     pub flows: FlowCounters,
-    /// Records dropped because the output could not keep up.
+    /// Records dropped because an output could not keep up.
     pub output_dropped: u64,
+    /// ZMQ export counters, when exporting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zmq: Option<crate::sink::zmq::ZmqCounters>,
 }
 
 /// Writes one record as a JSON line. The line is built in memory first so that a
@@ -75,6 +78,8 @@ mod tests {
             src_packets: 3,
             dst_packets: 4,
             retransmits: 0,
+            src_retransmits: Some(0),
+            dst_retransmits: None,
             srtt_us: Some(20),
             connect_latency_us: None,
             end_reason: Some(crate::flow::EndReason::Fin),

@@ -7,3 +7,4 @@ pub mod json;
 pub mod stats;
 pub mod timefmt;
 pub mod watch;
+pub mod zmq;

@@ -12,7 +12,7 @@ use packetless_ebpf::abi::{flags, EventKind, RawEvent};
 use super::clock::BootClock;
 
 /// Transport protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Proto {
     /// TCP.
     Tcp,

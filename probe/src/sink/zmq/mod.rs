@@ -1,0 +1,638 @@
+//! zmq: flow records to ntopng (or any ZMQ collector) in ntopng's contract
+//! (docs/ntopng-zmq.md): PUB sockets, two-frame messages (header, payload), one
+//! message counter for every topic, nDPI TLV (or JSON) flows of at most 128 KiB,
+//! periodic `event` and `listening-ports` messages, CURVE when asked.
+//!
+//! flow stage -> [`SinkInput`] channel -> exporter thread (owns every socket, so
+//! header and payload frames of one message are never interleaved) -> collectors.
+//!
+//! Nothing here blocks the pipeline. Messages for a collector that is not connected
+//! yet wait in a bounded backlog; when that or libzmq's queue is full, messages are
+//! dropped and counted, and the next `event` message reports the drops. A collector
+//! sees every drop as a gap in the message ids.
+
+pub mod mapping;
+pub mod socket;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use packetless_wire::header::{Header, FLAG_COMPRESSED, FLAG_TLV, VERSION_JSON, VERSION_TLV};
+use packetless_wire::tlv::TlvWriter;
+use packetless_wire::{compress, json};
+use serde::Serialize;
+use serde_json::json;
+use tracing::{info, warn};
+
+use self::socket::{Context, Socket, ZmqError};
+use super::json::RunStats;
+use crate::flow::{FlowRecord, FlowState, ListenRecord, Record};
+use crate::source::Proto;
+
+/// What the flow stage hands to sinks.
+#[derive(Clone, Debug)]
+pub enum SinkInput {
+    /// Records, in emission order.
+    Records(Arc<Vec<Record>>),
+    /// The latest counters of the pipeline (for `event` messages).
+    Stats(Arc<RunStats>),
+}
+
+/// Largest payload: ntopng's receive buffer is 131072 bytes and it appends a NUL.
+pub const MAX_PAYLOAD: usize = 131_000;
+
+/// A grace period after a collector connects, for its subscription to reach us.
+const SUBSCRIBE_GRACE: Duration = Duration::from_millis(200);
+
+/// Where to send: `tcp://host:port` (we bind, the collector connects) or
+/// `tcp://host:portc` (the collector binds, we connect), as in nProbe and ntopng.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// As the user wrote it.
+    pub given: String,
+    /// The address handed to libzmq (trailing `c` removed, `zmq://` as `tcp://`).
+    pub address: String,
+    /// Whether we connect (collector mode on the ntopng side).
+    pub connect: bool,
+}
+
+impl Endpoint {
+    /// Parses an endpoint.
+    ///
+    /// # Errors
+    /// A message saying what form is expected.
+    pub fn parse(given: &str) -> Result<Self, String> {
+        let rewritten = given.strip_prefix("zmq://").map_or_else(|| given.to_owned(), |rest| format!("tcp://{rest}"));
+        let (address, connect) = match rewritten.strip_suffix('c') {
+            Some(stripped) => (stripped.to_owned(), true),
+            None => (rewritten, false),
+        };
+        let Some(rest) = address.strip_prefix("tcp://").or_else(|| address.strip_prefix("ipc://")) else {
+            return Err(
+                "expected tcp://HOST:PORT (we bind) or tcp://HOST:PORTc (we connect to a collector that binds)".into(),
+            );
+        };
+        if address.starts_with("tcp://") {
+            let port = rest.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
+            if port.parse::<u16>().map_or(true, |p| p == 0) {
+                return Err(format!("{port:?} is not a port: expected tcp://HOST:PORT or tcp://HOST:PORTc"));
+            }
+        }
+        Ok(Self { given: given.to_owned(), address, connect })
+    }
+}
+
+/// Flow payload format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZmqFormat {
+    /// nDPI TLV: what every ntopng since 6.0 parses.
+    Tlv,
+    /// JSON: parsed only by ntopng builds with Pro code.
+    Json,
+}
+
+/// Header layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderKind {
+    /// 28 bytes, version 3 for TLV / 2 for JSON: ntopng 5.4 to 6.4 and later.
+    V2,
+    /// 36 bytes, version 4 with flags: ntopng 6.4 and later.
+    V3,
+}
+
+/// Settings of the ZMQ sink.
+#[derive(Clone, Debug)]
+pub struct ZmqConfig {
+    /// Collectors.
+    pub endpoints: Vec<Endpoint>,
+    /// Flow payload format.
+    pub format: ZmqFormat,
+    /// Header layout.
+    pub header: HeaderKind,
+    /// zlib-compress payloads (v3 headers only).
+    pub compress: bool,
+    /// This exporter's id in every header.
+    pub source_id: u32,
+    /// The collector's CURVE public key (Z85), when encrypting.
+    pub server_key: Option<String>,
+    /// Interval of `event` and `listening-ports` messages.
+    pub event_interval: Duration,
+    /// Messages queued per collector (libzmq's high-water mark, and our backlog).
+    pub queue: usize,
+    /// The flow update interval, announced to ntopng as the flow lifetime.
+    pub update_interval: Duration,
+}
+
+/// Why the ZMQ sink could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ZmqSetupError {
+    /// The endpoint could not be bound or connected.
+    #[error("--zmq {endpoint}: {source}")]
+    Endpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// libzmq's error.
+        #[source]
+        source: ZmqError,
+    },
+    /// libzmq has no CURVE.
+    #[error(
+        "--zmq-encryption-key needs CURVE, but libzmq {0} was built without it; install a libzmq built with \
+         libsodium (Debian and Ubuntu's libzmq5 is)"
+    )]
+    NoCurve(String),
+    /// Any other libzmq failure.
+    #[error("ZMQ: {0}")]
+    Zmq(#[from] ZmqError),
+}
+
+/// Counters of the ZMQ sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ZmqCounters {
+    /// Messages handed to libzmq (all collectors, all topics).
+    pub messages_sent: u64,
+    /// Flow records put into messages.
+    pub flows_exported: u64,
+    /// Messages dropped because a collector's queue was full.
+    pub dropped_queue_full: u64,
+    /// Messages dropped because no collector was connected and the backlog was full.
+    pub dropped_no_collector: u64,
+    /// CURVE or protocol handshakes that failed (wrong key, wrong peer).
+    pub handshake_failures: u64,
+    /// Connections made to or accepted from collectors.
+    pub connections: u64,
+}
+
+/// A message's two frames, shared by every collector it goes to.
+type Framed = (Arc<Vec<u8>>, Arc<Vec<u8>>);
+
+struct Collector {
+    endpoint: Endpoint,
+    socket: Socket,
+    monitor: Socket,
+    peers: usize,
+    failed_pending: usize,
+    ready_at: Option<Instant>,
+    backlog: VecDeque<Framed>,
+}
+
+impl Collector {
+    fn ready(&self, now: Instant) -> bool {
+        self.ready_at.is_some_and(|t| now >= t)
+    }
+}
+
+/// Opens every collector's socket (so that bind errors surface before tracing starts)
+/// and starts the exporter thread reading `input`. The thread ends when `input`
+/// closes, after a last flush and `event`; it returns its counters.
+///
+/// # Errors
+/// [`ZmqSetupError`] naming the endpoint that failed, or a missing CURVE.
+pub fn start(config: ZmqConfig, input: Receiver<SinkInput>) -> Result<JoinHandle<ZmqCounters>, ZmqSetupError> {
+    let ctx = Context::new()?;
+    let curve = match &config.server_key {
+        Some(key) => {
+            if !socket::has("curve") {
+                return Err(ZmqSetupError::NoCurve(socket::version()));
+            }
+            Some((key.clone(), socket::curve_keypair()?))
+        }
+        None => None,
+    };
+    let mut collectors = Vec::new();
+    for (i, endpoint) in config.endpoints.iter().enumerate() {
+        let err = |source| ZmqSetupError::Endpoint { endpoint: endpoint.given.clone(), source };
+        let pub_socket = ctx.socket(socket::PUB)?;
+        pub_socket.set_int(socket::OPT_SNDHWM, i32::try_from(config.queue).unwrap_or(i32::MAX))?;
+        pub_socket.set_int(socket::OPT_XPUB_NODROP, 1)?;
+        pub_socket.set_int(socket::OPT_LINGER, 2000)?;
+        pub_socket.set_int(socket::OPT_TCP_KEEPALIVE, 1)?;
+        pub_socket.set_int(socket::OPT_TCP_KEEPALIVE_IDLE, 30)?;
+        if let Some((server_key, (public, secret))) = &curve {
+            // The probe is the CURVE client; ntopng is always the server.
+            pub_socket.set_bytes(socket::OPT_CURVE_SERVERKEY, server_key.as_bytes())?;
+            pub_socket.set_bytes(socket::OPT_CURVE_PUBLICKEY, public.as_bytes())?;
+            pub_socket.set_bytes(socket::OPT_CURVE_SECRETKEY, secret.as_bytes())?;
+        }
+        let monitor_name = format!("inproc://packetless-monitor-{i}");
+        let events = socket::EVENT_CONNECTED
+            | socket::EVENT_ACCEPTED
+            | socket::EVENT_DISCONNECTED
+            | socket::EVENT_HANDSHAKE_SUCCEEDED
+            | socket::EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | socket::EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | socket::EVENT_HANDSHAKE_FAILED_AUTH;
+        pub_socket.monitor(&monitor_name, i32::from(events))?;
+        let monitor = ctx.socket(socket::PAIR)?;
+        monitor.connect(&monitor_name)?;
+        if endpoint.connect {
+            pub_socket.connect(&endpoint.address).map_err(err)?;
+        } else {
+            pub_socket.bind(&endpoint.address).map_err(err)?;
+        }
+        info!(endpoint = %endpoint.given, mode = if endpoint.connect { "connect" } else { "bind" }, encrypted = curve.is_some(), "ZMQ export");
+        collectors.push(Collector {
+            endpoint: endpoint.clone(),
+            socket: pub_socket,
+            monitor,
+            peers: 0,
+            failed_pending: 0,
+            ready_at: None,
+            backlog: VecDeque::new(),
+        });
+    }
+    let exporter = Exporter {
+        config,
+        collectors,
+        msg_id: 0,
+        tlv: TlvWriter::with_capacity(MAX_PAYLOAD),
+        json_objects: Vec::new(),
+        json_len: 2,
+        counters: ZmqCounters::default(),
+        listens: BTreeMap::new(),
+        stats: None,
+        started: SystemTime::now(),
+        _ctx: ctx,
+    };
+    std::thread::Builder::new().name("zmq-export".into()).spawn(move || exporter.run(&input)).map_err(|e| {
+        ZmqSetupError::Zmq(ZmqError {
+            call: "spawn exporter thread".into(),
+            errno: e.raw_os_error().unwrap_or(0),
+            text: e.to_string(),
+        })
+    })
+}
+
+/// A listening socket as `listening-ports` reports it.
+type ListenKey = (Proto, bool, u16, u32);
+
+struct Exporter {
+    config: ZmqConfig,
+    collectors: Vec<Collector>,
+    msg_id: u32,
+    tlv: TlvWriter,
+    json_objects: Vec<serde_json::Value>,
+    json_len: usize,
+    counters: ZmqCounters,
+    listens: BTreeMap<ListenKey, String>,
+    stats: Option<Arc<RunStats>>,
+    started: SystemTime,
+    // Dropped after the sockets (field order), which terminating the context needs.
+    _ctx: Context,
+}
+
+impl Exporter {
+    fn run(mut self, input: &Receiver<SinkInput>) -> ZmqCounters {
+        let mut next_event = Instant::now();
+        loop {
+            self.poll_monitors();
+            let now = Instant::now();
+            if now >= next_event {
+                self.send_event();
+                self.send_listening_ports();
+                next_event = now + self.config.event_interval;
+            }
+            self.drain_backlogs(now);
+            let wait = next_event.saturating_duration_since(now).min(Duration::from_millis(100));
+            match input.recv_timeout(wait) {
+                Ok(first) => {
+                    self.take(first);
+                    while let Ok(more) = input.try_recv() {
+                        self.take(more);
+                    }
+                    self.flush_flows();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.flush_flows();
+        self.send_event();
+        self.finish_backlogs();
+        info!(
+            messages = self.counters.messages_sent,
+            flows = self.counters.flows_exported,
+            dropped_queue_full = self.counters.dropped_queue_full,
+            dropped_no_collector = self.counters.dropped_no_collector,
+            "ZMQ export done"
+        );
+        self.counters
+    }
+
+    fn take(&mut self, input: SinkInput) {
+        match input {
+            SinkInput::Records(records) => {
+                for record in records.iter() {
+                    match record {
+                        Record::Flow(flow) => self.add_flow(flow),
+                        Record::Listen(listen) => self.note_listen(listen),
+                        Record::Dependency(_) | Record::LocalIp(_) => {}
+                    }
+                }
+            }
+            SinkInput::Stats(stats) => self.stats = Some(stats),
+        }
+    }
+
+    fn note_listen(&mut self, l: &ListenRecord) {
+        let key = (l.proto, l.ip.is_ipv4(), l.port, l.netns);
+        if l.state == FlowState::Closed {
+            self.listens.remove(&key);
+        } else {
+            self.listens.insert(key, l.process.as_ref().map(|p| p.comm.clone()).unwrap_or_default());
+        }
+    }
+
+    fn add_flow(&mut self, flow: &FlowRecord) {
+        let fields = mapping::flow_fields(flow);
+        match self.config.format {
+            ZmqFormat::Tlv => {
+                let mark = self.tlv.mark();
+                for (key, value) in &fields {
+                    self.tlv.value(*key, value);
+                }
+                self.tlv.end_record();
+                if self.tlv.len() > MAX_PAYLOAD && self.tlv.records() > 1 {
+                    self.tlv.rollback(mark);
+                    self.flush_flows();
+                    for (key, value) in &fields {
+                        self.tlv.value(*key, value);
+                    }
+                    self.tlv.end_record();
+                }
+            }
+            ZmqFormat::Json => {
+                let object = json::flow_object(&fields, &[]);
+                let len = serde_json::to_vec(&object).map_or(0, |v| v.len()) + 1;
+                if self.json_len + len > MAX_PAYLOAD && !self.json_objects.is_empty() {
+                    self.flush_flows();
+                }
+                self.json_len += len;
+                self.json_objects.push(object);
+            }
+        }
+        self.counters.flows_exported += 1;
+    }
+
+    /// Sends the flows gathered so far as one `flow` message.
+    fn flush_flows(&mut self) {
+        let payload = match self.config.format {
+            ZmqFormat::Tlv => {
+                if self.tlv.is_empty() {
+                    return;
+                }
+                let payload = self.tlv.as_bytes().to_vec();
+                self.tlv.clear();
+                payload
+            }
+            ZmqFormat::Json => {
+                if self.json_objects.is_empty() {
+                    return;
+                }
+                self.json_len = 2;
+                json::payload(std::mem::take(&mut self.json_objects))
+            }
+        };
+        self.send("flow", payload, self.config.format == ZmqFormat::Tlv);
+    }
+
+    /// Frames and sends one message to every collector; one message id for all.
+    fn send(&mut self, topic: &str, payload: Vec<u8>, tlv: bool) {
+        self.msg_id = self.msg_id.wrapping_add(1);
+        let raw_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let (header, payload) = match self.config.header {
+            HeaderKind::V2 => (
+                Header::V2 {
+                    topic: topic.to_owned(),
+                    version: if tlv { VERSION_TLV } else { VERSION_JSON },
+                    size: u16::try_from(payload.len()).unwrap_or(u16::MAX),
+                    msg_id: self.msg_id,
+                    source_id: self.config.source_id,
+                },
+                payload,
+            ),
+            HeaderKind::V3 => {
+                let mut flags = if tlv { FLAG_TLV } else { 0 };
+                let payload = if self.config.compress {
+                    flags |= FLAG_COMPRESSED;
+                    compress::zlib(&payload)
+                } else {
+                    payload
+                };
+                (
+                    Header::V3 {
+                        topic: topic.to_owned(),
+                        flags,
+                        uncompressed_size: raw_len,
+                        // ntopng sizes its inflate buffer from this field: the
+                        // UNCOMPRESSED length, as the contract notes.
+                        compressed_size: raw_len,
+                        msg_id: self.msg_id,
+                        source_id: self.config.source_id,
+                    },
+                    payload,
+                )
+            }
+        };
+        let header = Arc::new(header.encode().expect("topics are short literals"));
+        let payload = Arc::new(payload);
+        let now = Instant::now();
+        for i in 0..self.collectors.len() {
+            self.deliver(i, Arc::clone(&header), Arc::clone(&payload), now);
+        }
+    }
+
+    fn deliver(&mut self, i: usize, header: Arc<Vec<u8>>, payload: Arc<Vec<u8>>, now: Instant) {
+        let queue = self.config.queue;
+        let collector = &mut self.collectors[i];
+        if !collector.ready(now) || !collector.backlog.is_empty() {
+            if collector.backlog.len() >= queue {
+                collector.backlog.pop_front();
+                self.counters.dropped_no_collector += 1;
+            }
+            collector.backlog.push_back((header, payload));
+            return;
+        }
+        match send_pair(&collector.socket, &header, &payload) {
+            Ok(()) => self.counters.messages_sent += 1,
+            Err(e) if e.would_block() => {
+                self.counters.dropped_queue_full += 1;
+                if self.counters.dropped_queue_full.is_power_of_two() {
+                    warn!(endpoint = %collector.endpoint.given, total = self.counters.dropped_queue_full, "collector is not keeping up; messages dropped");
+                }
+            }
+            Err(e) => warn!(endpoint = %collector.endpoint.given, error = %e, "ZMQ send failed"),
+        }
+    }
+
+    /// Sends what waited for collectors that are now ready.
+    fn drain_backlogs(&mut self, now: Instant) {
+        for collector in &mut self.collectors {
+            while collector.ready(now) {
+                let Some((header, payload)) = collector.backlog.front() else { break };
+                match send_pair(&collector.socket, header, payload) {
+                    Ok(()) => {
+                        self.counters.messages_sent += 1;
+                        collector.backlog.pop_front();
+                    }
+                    Err(e) if e.would_block() => break,
+                    Err(e) => {
+                        warn!(endpoint = %collector.endpoint.given, error = %e, "ZMQ send failed");
+                        collector.backlog.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    /// At exit: give collectors that are connected a moment to take the backlog;
+    /// count what cannot be delivered.
+    fn finish_backlogs(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && self.collectors.iter().any(|c| !c.backlog.is_empty() && c.peers > 0) {
+            self.poll_monitors();
+            self.drain_backlogs(Instant::now());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for collector in &mut self.collectors {
+            self.counters.dropped_no_collector += collector.backlog.len() as u64;
+            collector.backlog.clear();
+        }
+    }
+
+    fn poll_monitors(&mut self) {
+        for collector in &mut self.collectors {
+            while let Ok(frames) = collector.monitor.recv_multipart(socket::DONTWAIT) {
+                let Some(event) = socket::parse_monitor_event(&frames) else { continue };
+                let given = &collector.endpoint.given;
+                match event {
+                    socket::EVENT_CONNECTED | socket::EVENT_ACCEPTED => self.counters.connections += 1,
+                    socket::EVENT_HANDSHAKE_SUCCEEDED => {
+                        collector.peers += 1;
+                        if collector.peers == 1 {
+                            collector.ready_at = Some(Instant::now() + SUBSCRIBE_GRACE);
+                            info!(endpoint = %given, "collector connected");
+                        }
+                    }
+                    socket::EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                    | socket::EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | socket::EVENT_HANDSHAKE_FAILED_AUTH => {
+                        collector.failed_pending += 1;
+                        self.counters.handshake_failures += 1;
+                        warn!(
+                            endpoint = %given,
+                            "ZMQ handshake with the collector failed: with CURVE, the collector's key does not match \
+                             --zmq-encryption-key (or the collector does not use CURVE)"
+                        );
+                    }
+                    socket::EVENT_DISCONNECTED => {
+                        if collector.failed_pending > 0 {
+                            collector.failed_pending -= 1;
+                        } else if collector.peers > 0 {
+                            collector.peers -= 1;
+                            if collector.peers == 0 {
+                                collector.ready_at = None;
+                                info!(endpoint = %given, "collector disconnected; holding messages until it returns");
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The `event` message: ntopng shows the probe from it and, above all, takes its
+    /// flow timeouts from it (without `timeout` it expires flows after 10 s).
+    fn send_event(&mut self) {
+        let update = self.config.update_interval.as_secs().max(1);
+        let stats = self.stats.as_deref().cloned().unwrap_or_default();
+        let kernel_lost: u64 =
+            stats.pipeline.kernel.iter().filter(|(name, _)| **name != "no_owner").map(|(_, v)| *v).sum();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let event = json!({
+            "time": now,
+            "probe": {
+                "version": env!("CARGO_PKG_VERSION"),
+                "edition": "packetless",
+                "osname": "Linux",
+                "uuid": format!("packetless-{:08x}", self.config.source_id),
+                "unique_source_id": self.config.source_id,
+                "ip": probe_ip().map(|ip| ip.to_string()).unwrap_or_default(),
+            },
+            "iface": { "name": "packetless", "speed": 0, "ip": probe_ip().map(|ip| ip.to_string()).unwrap_or_default() },
+            "mode": "agent",
+            "timeout": { "lifetime": update, "idle": (2 * update).max(60), "collected_lifetime": update },
+            "drops": {
+                "export_queue_full": self.counters.dropped_queue_full + self.counters.dropped_no_collector,
+                "too_many_flows": stats.flows.flows_evicted,
+                "flow_collection_drops": kernel_lost + stats.pipeline.channel_full + stats.output_dropped,
+            },
+            "zmq": { "num_flow_exports": self.counters.flows_exported, "num_zmq_exporters": self.collectors.len() },
+            "packetless": {
+                "uptime": SystemTime::now().duration_since(self.started).map_or(0, |d| d.as_secs()),
+                "zmq": self.counters,
+                "stats": stats,
+            },
+        });
+        self.send("event", serde_json::to_vec(&event).expect("JSON values serialize"), false);
+    }
+
+    /// The `listening-ports` message: the ports this host listens on, by process.
+    fn send_listening_ports(&mut self) {
+        let mut ports: BTreeMap<&str, Vec<serde_json::Value>> = BTreeMap::new();
+        for ((proto, v4, port, _netns), process) in &self.listens {
+            let family = match (proto, v4) {
+                (Proto::Tcp, true) => "tcp4",
+                (Proto::Tcp, false) => "tcp6",
+                (Proto::Udp, true) => "udp4",
+                (Proto::Udp, false) => "udp6",
+            };
+            ports.entry(family).or_default().push(json!({ "port": port, "proc": process, "pkg": "" }));
+        }
+        let ips: Vec<String> = crate::classify::interface_addrs()
+            .into_iter()
+            .filter(|ip| !ip.is_loopback() && !matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80))
+            .map(|ip| ip.to_string())
+            .collect();
+        let message = json!({
+            "instance-name": "packetless",
+            "listening-ports": ports,
+            "ip-addresses": ips,
+        });
+        self.send("listening-ports", serde_json::to_vec(&message).expect("JSON values serialize"), false);
+    }
+}
+
+fn send_pair(socket: &Socket, header: &[u8], payload: &[u8]) -> Result<(), ZmqError> {
+    socket.send(header, socket::SNDMORE | socket::DONTWAIT)?;
+    // Once the first frame is accepted libzmq takes the whole message atomically:
+    // the second frame cannot fail on a full queue.
+    socket.send(payload, socket::DONTWAIT)
+}
+
+/// The first IPv4 address of an interface other than loopback.
+fn probe_ip() -> Option<IpAddr> {
+    crate::classify::interface_addrs().into_iter().find(|ip| ip.is_ipv4() && !ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_follow_the_nprobe_convention() {
+        let bind = Endpoint::parse("tcp://*:5556").unwrap();
+        assert_eq!((bind.address.as_str(), bind.connect), ("tcp://*:5556", false));
+        let connect = Endpoint::parse("tcp://ntopng.example:5556c").unwrap();
+        assert_eq!((connect.address.as_str(), connect.connect), ("tcp://ntopng.example:5556", true));
+        assert_eq!(Endpoint::parse("zmq://10.0.0.1:5556").unwrap().address, "tcp://10.0.0.1:5556");
+        assert!(Endpoint::parse("udp://x:1").unwrap_err().contains("expected tcp://HOST:PORT"));
+        assert!(Endpoint::parse("tcp://host:http").unwrap_err().contains("is not a port"));
+        assert!(Endpoint::parse("ipc:///tmp/pl.sock").is_ok());
+    }
+}
