@@ -107,8 +107,10 @@ pub struct RunArgs {
     #[arg(long = "zmq", value_name = "ENDPOINT")]
     pub zmq: Vec<String>,
 
-    /// Flow payload format: `tlv` (nDPI TLV, read by every ntopng since 6.0) or
-    /// `json` (read only by ntopng builds with Pro code).
+    /// Flow payload format: `tlv` (nDPI TLV, read by every ntopng since 6.0), `json`
+    /// (read only by ntopng builds with Pro code), or `protobuf` (packetless's own
+    /// schema, every record kind, topic `pl-records`; for collectors other than
+    /// ntopng).
     #[arg(long, value_enum, default_value = "tlv", value_name = "FORMAT")]
     pub zmq_format: ZmqFormatArg,
 
@@ -181,6 +183,8 @@ pub enum ZmqFormatArg {
     Tlv,
     /// ntopng JSON.
     Json,
+    /// packetless protobuf.
+    Protobuf,
 }
 
 /// `--zmq-header` values.

@@ -194,6 +194,7 @@ fn zmq_config(args: &RunArgs) -> Result<Option<ZmqConfig>, ConfigError> {
         format: match args.zmq_format {
             ZmqFormatArg::Tlv => ZmqFormat::Tlv,
             ZmqFormatArg::Json => ZmqFormat::Json,
+            ZmqFormatArg::Protobuf => ZmqFormat::Protobuf,
         },
         header,
         compress: args.zmq_compress,

@@ -236,3 +236,42 @@ fn curve_encrypted_export_reaches_the_right_key_only() {
     assert!(log.contains("handshake with the collector failed"), "the wrong key is reported: {log}");
     assert!(!log.contains("\"handshake_failures\":0"), "and counted: {log}");
 }
+
+#[test]
+fn protobuf_batches_carry_flows_and_the_inventory_on_their_own_topic() {
+    use packetless::sink::zmq::socket::{self, Context};
+    use packetless_wire::proto::{self, v1::record::Kind};
+    if !kernel_tests_enabled("zmq: protobuf") {
+        return;
+    }
+    let port = free_port();
+    let ctx = Context::new().unwrap();
+    let sub = ctx.socket(socket::SUB).unwrap();
+    sub.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    sub.set_bytes(socket::OPT_SUBSCRIBE, proto::TOPIC.as_bytes()).unwrap();
+    sub.set_int(socket::OPT_RCVTIMEO, 500).unwrap();
+    let mut probe = probe(&format!("tcp://127.0.0.1:{port}c"), &["--zmq-format", "protobuf", "--source-id", "99"]);
+    let (spid, cpid, sport) = loopback_exchange();
+    let deadline = std::time::Instant::now() + packetless_tests::EVENT_TIMEOUT;
+    let (mut flow, mut listen, mut stats) = (None, false, false);
+    while std::time::Instant::now() < deadline && !(flow.is_some() && listen && stats) {
+        let Ok(frames) = sub.recv_multipart(0) else { continue };
+        let header = packetless_wire::header::Header::decode(&frames[0]).unwrap();
+        assert_eq!((header.topic(), header.source_id()), (proto::TOPIC, 99));
+        let batch = proto::decode(&frames[1]).unwrap();
+        for record in batch.records {
+            match record.kind {
+                Some(Kind::Flow(f)) if f.dst_port == u32::from(sport) && f.end_reason != 0 => flow = Some(f),
+                Some(Kind::Listen(l)) if l.port == u32::from(sport) => listen = true,
+                Some(Kind::Stats(_)) => stats = true,
+                _ => {}
+            }
+        }
+    }
+    let flow = flow.expect("the flow arrived as protobuf");
+    assert_eq!(flow.src_process.map(|p| p.pid), Some(cpid));
+    assert_eq!(flow.dst_process.map(|p| p.pid), Some(spid));
+    assert_eq!((flow.src_bytes, flow.dst_bytes), (200, 300));
+    assert!(listen && stats, "listen records and counters travel too");
+    assert_eq!(probe.terminate(), Some(0));
+}

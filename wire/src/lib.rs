@@ -6,6 +6,7 @@
 //! - [`json`]: ntopng's JSON flow objects (flat numeric keys plus the nested agent
 //!   objects that only Pro builds read).
 //! - [`compress`]: the zlib form ntopng inflates.
+//! - [`proto`]: packetless's own record schema in protobuf, for other consumers.
 //!
 //! Encoders and decoders live side by side: the probe encodes, the tests and the
 //! example collector decode. Decoders never panic on bad input.
@@ -14,6 +15,7 @@ pub mod compress;
 pub mod fields;
 pub mod header;
 pub mod json;
+pub mod proto;
 pub mod tlv;
 
 /// Why bytes could not be encoded or decoded.
@@ -54,4 +56,7 @@ pub enum WireError {
     /// A compressed payload that does not inflate.
     #[error("payload does not inflate: {0}")]
     Inflate(String),
+    /// Bytes that are not the expected protobuf message.
+    #[error("not a packetless protobuf batch: {0}")]
+    Protobuf(String),
 }

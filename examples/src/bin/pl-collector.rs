@@ -3,7 +3,7 @@
 //! It binds like ntopng in collector mode (`ntopng -i tcp://*:5556c`) and prints
 //! every message it receives as one JSON line: the header's topic, version, message
 //! id and source id, then flow records decoded from nDPI TLV (field ids shown with
-//! their ntopng names) or the JSON payload of events.
+//! their ntopng names), the JSON payload of events, or packetless's protobuf batches.
 //!
 //! ```text
 //! cargo run -p packetless-examples --bin pl-collector -- tcp://*:5556
@@ -17,12 +17,22 @@ use std::process::ExitCode;
 
 use packetless::sink::zmq::socket::{self, Context};
 use packetless_wire::header::Header;
-use packetless_wire::{compress, fields, tlv};
+use packetless_wire::{compress, fields, proto, tlv};
 use serde_json::{json, Map, Value as Json};
 
-/// ntopng's topics (every one it subscribes to).
-const TOPICS: [&str; 9] =
-    ["flow", "event", "counter", "template", "option", "hello", "listening-ports", "snmp-ifaces", "message"];
+/// ntopng's topics (every one it subscribes to), and packetless's protobuf topic.
+const TOPICS: [&str; 10] = [
+    "flow",
+    "event",
+    "counter",
+    "template",
+    "option",
+    "hello",
+    "listening-ports",
+    "snmp-ifaces",
+    "message",
+    proto::TOPIC,
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -82,7 +92,12 @@ fn describe(frames: &[Vec<u8>]) -> Json {
     } else {
         payload.clone()
     };
-    out["payload"] = if header.topic() == "flow" && header.is_tlv() {
+    out["payload"] = if header.topic() == proto::TOPIC {
+        match proto::decode(&payload) {
+            Ok(batch) => Json::String(format!("{batch:?}")),
+            Err(e) => json!({ "error": e.to_string() }),
+        }
+    } else if header.topic() == "flow" && header.is_tlv() {
         match tlv::decode(&payload) {
             Ok(records) => Json::Array(records.iter().map(record).collect()),
             Err(e) => json!({ "error": e.to_string() }),

@@ -12,6 +12,7 @@
 //! sees every drop as a gap in the message ids.
 
 pub mod mapping;
+pub mod protobuf;
 pub mod socket;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -93,6 +94,9 @@ pub enum ZmqFormat {
     Tlv,
     /// JSON: parsed only by ntopng builds with Pro code.
     Json,
+    /// packetless's own protobuf schema, every record kind, on the `pl-records`
+    /// topic (not for ntopng).
+    Protobuf,
 }
 
 /// Header layout.
@@ -252,6 +256,8 @@ pub fn start(config: ZmqConfig, input: Receiver<SinkInput>) -> Result<JoinHandle
         tlv: TlvWriter::with_capacity(MAX_PAYLOAD),
         json_objects: Vec::new(),
         json_len: 2,
+        batch: packetless_wire::proto::v1::Batch::default(),
+        batch_len: 0,
         counters: ZmqCounters::default(),
         listens: BTreeMap::new(),
         stats: None,
@@ -277,6 +283,8 @@ struct Exporter {
     tlv: TlvWriter,
     json_objects: Vec<serde_json::Value>,
     json_len: usize,
+    batch: packetless_wire::proto::v1::Batch,
+    batch_len: usize,
     counters: ZmqCounters,
     listens: BTreeMap<ListenKey, String>,
     stats: Option<Arc<RunStats>>,
@@ -327,6 +335,13 @@ impl Exporter {
         match input {
             SinkInput::Records(records) => {
                 for record in records.iter() {
+                    if self.config.format == ZmqFormat::Protobuf {
+                        self.add_protobuf(protobuf::record(record));
+                        if matches!(record, Record::Flow(_)) {
+                            self.counters.flows_exported += 1;
+                        }
+                        continue;
+                    }
                     match record {
                         Record::Flow(flow) => self.add_flow(flow),
                         Record::Listen(listen) => self.note_listen(listen),
@@ -336,6 +351,17 @@ impl Exporter {
             }
             SinkInput::Stats(stats) => self.stats = Some(stats),
         }
+    }
+
+    fn add_protobuf(&mut self, record: packetless_wire::proto::v1::Record) {
+        use prost::Message;
+        // Tag, length prefix and the record: a safe upper bound of its share.
+        let len = record.encoded_len() + 8;
+        if self.batch_len + len > MAX_PAYLOAD && !self.batch.records.is_empty() {
+            self.flush_flows();
+        }
+        self.batch_len += len;
+        self.batch.records.push(record);
     }
 
     fn note_listen(&mut self, l: &ListenRecord) {
@@ -365,6 +391,7 @@ impl Exporter {
                     self.tlv.end_record();
                 }
             }
+            ZmqFormat::Protobuf => unreachable!("protobuf records are added whole"),
             ZmqFormat::Json => {
                 let object = json::flow_object(&fields, &[]);
                 let len = serde_json::to_vec(&object).map_or(0, |v| v.len()) + 1;
@@ -380,6 +407,17 @@ impl Exporter {
 
     /// Sends the flows gathered so far as one `flow` message.
     fn flush_flows(&mut self) {
+        if self.config.format == ZmqFormat::Protobuf {
+            if self.batch.records.is_empty() {
+                return;
+            }
+            self.batch.source_id = self.config.source_id;
+            let payload = packetless_wire::proto::encode(&self.batch);
+            self.batch.records.clear();
+            self.batch_len = 0;
+            self.send(packetless_wire::proto::TOPIC, payload, false);
+            return;
+        }
         let payload = match self.config.format {
             ZmqFormat::Tlv => {
                 if self.tlv.is_empty() {
@@ -396,6 +434,7 @@ impl Exporter {
                 self.json_len = 2;
                 json::payload(std::mem::take(&mut self.json_objects))
             }
+            ZmqFormat::Protobuf => unreachable!("handled above"),
         };
         self.send("flow", payload, self.config.format == ZmqFormat::Tlv);
     }
@@ -549,6 +588,12 @@ impl Exporter {
     /// The `event` message: ntopng shows the probe from it and, above all, takes its
     /// flow timeouts from it (without `timeout` it expires flows after 10 s).
     fn send_event(&mut self) {
+        if self.config.format == ZmqFormat::Protobuf {
+            if let Some(stats) = self.stats.clone() {
+                self.add_protobuf(protobuf::stats(&stats));
+                self.flush_flows();
+            }
+        }
         let update = self.config.update_interval.as_secs().max(1);
         let stats = self.stats.as_deref().cloned().unwrap_or_default();
         let kernel_lost: u64 =
