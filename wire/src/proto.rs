@@ -5,7 +5,7 @@
 //! [`TOPIC`] topic.
 
 /// Generated from `proto/packetless.proto`.
-#[allow(missing_docs, clippy::pedantic, reason = "generated code")]
+#[allow(missing_docs, clippy::all, clippy::pedantic, reason = "generated code")]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/packetless.v1.rs"));
 }
