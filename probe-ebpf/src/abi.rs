@@ -9,13 +9,15 @@ use core::mem::{offset_of, size_of};
 
 /// `PL_COMM_LEN`.
 pub const COMM_LEN: usize = 16;
+/// `PL_EXE_LEN`.
+pub const EXE_LEN: usize = 32;
 
 /// `struct pl_event`: one record of the `pl_events` ring buffer.
 ///
 /// Addresses: IPv4 in the first 4 bytes, IPv6 in all 16, network order. Ports in
 /// host order. Fields an event kind does not use are zero.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawEvent {
     /// `CLOCK_BOOTTIME` of the event, nanoseconds.
     pub ts_ns: u64,
@@ -75,18 +77,37 @@ pub struct RawEvent {
     pub raddr: [u8; 16],
     /// Owner's `comm`, NUL padded.
     pub comm: [u8; COMM_LEN],
+    /// Owner's parent's `comm`, NUL padded.
+    pub parent_comm: [u8; COMM_LEN],
+    /// Basename of the owner's executable, NUL padded, cut at 31 bytes.
+    pub exe: [u8; EXE_LEN],
+    /// Owner's start time, `CLOCK_BOOTTIME` nanoseconds.
+    pub start_ns: u64,
+    /// Owner's parent process id.
+    pub ppid: u32,
+    /// Padding.
+    pub pad: u32,
 }
 
 // SAFETY: plain integers and byte arrays, no padding (checked below), any bit
 // pattern is a valid value.
 unsafe impl aya::Pod for RawEvent {}
 
-const _: () = assert!(size_of::<RawEvent>() == 160);
+const _: () = assert!(size_of::<RawEvent>() == 224);
 const _: () = assert!(offset_of!(RawEvent, netns) == 56);
 const _: () = assert!(offset_of!(RawEvent, kind) == 100);
 const _: () = assert!(offset_of!(RawEvent, proto) == 108);
 const _: () = assert!(offset_of!(RawEvent, laddr) == 112);
 const _: () = assert!(offset_of!(RawEvent, comm) == 144);
+const _: () = assert!(offset_of!(RawEvent, exe) == 176);
+const _: () = assert!(offset_of!(RawEvent, start_ns) == 208);
+
+impl Default for RawEvent {
+    fn default() -> Self {
+        // SAFETY: RawEvent is plain integers and byte arrays: all zeroes is a value.
+        unsafe { core::mem::zeroed() }
+    }
+}
 
 impl RawEvent {
     /// Size of one record in the ring buffer.

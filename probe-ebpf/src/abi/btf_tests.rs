@@ -156,6 +156,11 @@ fn event_struct_matches_the_c_layout_field_by_field() {
         ("laddr", offset_of!(RawEvent, laddr), 16),
         ("raddr", offset_of!(RawEvent, raddr), 16),
         ("comm", offset_of!(RawEvent, comm), 16),
+        ("parent_comm", offset_of!(RawEvent, parent_comm), 16),
+        ("exe", offset_of!(RawEvent, exe), 32),
+        ("start_ns", offset_of!(RawEvent, start_ns), 8),
+        ("ppid", offset_of!(RawEvent, ppid), 4),
+        ("pad", offset_of!(RawEvent, pad), 4),
     ]
     .into_iter()
     .map(|(n, o, s)| (n, (o, s)))

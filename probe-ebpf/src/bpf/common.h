@@ -102,6 +102,25 @@ static __always_inline void event_fill_tuple(struct pl_event *ev, const struct s
 	ev->proto = sk_proto(sk);
 }
 
+/* Parent, start time and executable name of `task`: what user space cannot learn
+ * from /proc once a short-lived process is gone. */
+static __always_inline void owner_task_details(struct pl_owner *o, struct task_struct *task)
+{
+	const unsigned char *exe;
+
+	o->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	BPF_CORE_READ_STR_INTO(&o->parent_comm, task, real_parent, comm);
+	if (bpf_core_field_exists(task->start_boottime))
+		o->start_ns = BPF_CORE_READ(task, start_boottime);
+	else
+		o->start_ns = BPF_CORE_READ((struct task_struct___real_start *)task, real_start_time);
+	exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
+	if (exe)
+		bpf_probe_read_kernel_str(o->exe, sizeof(o->exe), exe);
+	else
+		o->exe[0] = 0;
+}
+
 /* Describe the current task (process context only). */
 static __always_inline void owner_from_current(struct pl_owner *o)
 {
@@ -114,6 +133,7 @@ static __always_inline void owner_from_current(struct pl_owner *o)
 	o->gid = uid_gid >> 32;
 	o->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	owner_task_details(o, (struct task_struct *)bpf_get_current_task());
 	o->known = 1;
 }
 
@@ -125,7 +145,11 @@ static __always_inline void owner_copy_identity(struct pl_owner *dst, const stru
 	dst->uid = src->uid;
 	dst->gid = src->gid;
 	dst->cgroup_id = src->cgroup_id;
+	dst->ppid = src->ppid;
+	dst->start_ns = src->start_ns;
 	__builtin_memcpy(dst->comm, src->comm, sizeof(dst->comm));
+	__builtin_memcpy(dst->parent_comm, src->parent_comm, sizeof(dst->parent_comm));
+	__builtin_memcpy(dst->exe, src->exe, sizeof(dst->exe));
 	dst->known = src->known;
 }
 
@@ -138,7 +162,11 @@ static __always_inline void event_set_owner(struct pl_event *ev, const struct pl
 	ev->uid = o->uid;
 	ev->gid = o->gid;
 	ev->cgroup_id = o->cgroup_id;
+	ev->ppid = o->ppid;
+	ev->start_ns = o->start_ns;
 	__builtin_memcpy(ev->comm, o->comm, sizeof(ev->comm));
+	__builtin_memcpy(ev->parent_comm, o->parent_comm, sizeof(ev->parent_comm));
+	__builtin_memcpy(ev->exe, o->exe, sizeof(ev->exe));
 	ev->flags |= PL_F_OWNER_KNOWN;
 }
 

@@ -13,6 +13,7 @@
 #define PL_EVENTS_H
 
 #define PL_COMM_LEN 16
+#define PL_EXE_LEN 32
 
 /* Event kinds. Numbers are part of the ABI: never reuse one. */
 enum pl_event_kind {
@@ -78,14 +79,21 @@ struct pl_event {
 	__u8 laddr[16];
 	__u8 raddr[16];
 	char comm[PL_COMM_LEN];
+	char parent_comm[PL_COMM_LEN]; /* owner's parent (real_parent) comm */
+	char exe[PL_EXE_LEN];          /* basename of the owner's executable, cut */
+	__u64 start_ns;                /* owner's start, CLOCK_BOOTTIME ns (with pid: a process key) */
+	__u32 ppid;                    /* owner's parent tgid */
+	__u32 pad;
 };
 
-_Static_assert(sizeof(struct pl_event) == 160, "pl_event size");
+_Static_assert(sizeof(struct pl_event) == 224, "pl_event size");
 _Static_assert(__builtin_offsetof(struct pl_event, netns) == 56, "pl_event.netns");
 _Static_assert(__builtin_offsetof(struct pl_event, kind) == 100, "pl_event.kind");
 _Static_assert(__builtin_offsetof(struct pl_event, proto) == 108, "pl_event.proto");
 _Static_assert(__builtin_offsetof(struct pl_event, laddr) == 112, "pl_event.laddr");
 _Static_assert(__builtin_offsetof(struct pl_event, comm) == 144, "pl_event.comm");
+_Static_assert(__builtin_offsetof(struct pl_event, exe) == 176, "pl_event.exe");
+_Static_assert(__builtin_offsetof(struct pl_event, start_ns) == 208, "pl_event.start_ns");
 
 /*
  * Indexes into the per-CPU `pl_stats` array. Every early return that loses

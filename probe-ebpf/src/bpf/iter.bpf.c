@@ -25,6 +25,7 @@ static __always_inline void owner_from_task(struct pl_owner *o, struct task_stru
 	o->gid = BPF_CORE_READ(task, cred, gid.val);
 	o->cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	BPF_CORE_READ_STR_INTO(&o->comm, task, comm);
+	owner_task_details(o, task);
 	o->known = 1;
 }
 

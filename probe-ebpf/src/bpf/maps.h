@@ -25,8 +25,11 @@ struct pl_owner {
 	__u32 netns;       /* inode of the network namespace it was created in */
 	__u32 retrans_seen;/* retransmit events seen for this socket */
 	__u32 bind_port;   /* port asked for in bind() (host order); 0 = any */
-	__u32 pad;
+	__u32 ppid;        /* parent tgid */
+	__u64 start_ns;    /* process start, CLOCK_BOOTTIME ns */
 	char comm[PL_COMM_LEN];
+	char parent_comm[PL_COMM_LEN];
+	char exe[PL_EXE_LEN];
 };
 
 /*

@@ -122,8 +122,25 @@ struct tcp_sock {
 	u32 write_seq;
 };
 
+struct qstr {
+	const unsigned char *name;
+};
+
+struct dentry {
+	struct qstr d_name;
+};
+
+struct path {
+	struct dentry *dentry;
+};
+
 struct file {
 	void *private_data;
+	struct path f_path;
+};
+
+struct mm_struct {
+	struct file *exe_file;
 };
 
 struct fdtable {
@@ -171,6 +188,14 @@ struct task_struct {
 	char comm[16];
 	const struct cred *cred;
 	struct css_set *cgroups;
+	struct task_struct *real_parent;
+	struct mm_struct *mm;
+	u64 start_boottime;
+};
+
+/* Before 5.5 (commit cf25e24db61c) the boot-based start time was real_start_time. */
+struct task_struct___real_start {
+	u64 real_start_time;
 };
 
 struct seq_file;

@@ -13,7 +13,19 @@ fn table() -> FlowTable {
 }
 
 fn owner(pid: u32, comm: &str) -> Owner {
-    Owner { pid, tid: pid, uid: 0, gid: 0, comm: comm.into(), cgroup_id: 1, from_current: false }
+    Owner {
+        pid,
+        tid: pid,
+        uid: 0,
+        gid: 0,
+        comm: comm.into(),
+        cgroup_id: 1,
+        from_current: false,
+        ppid: 1,
+        parent_comm: "init".into(),
+        exe: comm.into(),
+        start_ns: 1,
+    }
 }
 
 fn ev(at: u64, cookie: u64, local: &str, remote: &str, pid: u32, detail: Detail) -> SocketEvent {

@@ -307,6 +307,10 @@ mod tests {
                 comm: "curl".into(),
                 cgroup_id: 5,
                 from_current: false,
+                ppid: 1,
+                parent_comm: "bash".into(),
+                exe: "curl".into(),
+                start_ns: 9,
             }),
             detail,
         }

@@ -137,6 +137,15 @@ pub struct Owner {
     pub cgroup_id: u64,
     /// Taken from the task running at this event rather than from socket storage.
     pub from_current: bool,
+    /// Parent process id (0 when unknown).
+    pub ppid: u32,
+    /// Parent's command name.
+    pub parent_comm: String,
+    /// Basename of the executable, as the kernel had it (at most 31 bytes).
+    pub exe: String,
+    /// Process start, `CLOCK_BOOTTIME` nanoseconds: with the pid, a key that survives
+    /// pid reuse.
+    pub start_ns: u64,
 }
 
 /// Why an active open failed.
@@ -413,6 +422,10 @@ impl SocketEvent {
             comm: comm(&raw.comm),
             cgroup_id: raw.cgroup_id,
             from_current: raw.flags & flags::OWNER_CURRENT != 0,
+            ppid: raw.ppid,
+            parent_comm: comm(&raw.parent_comm),
+            exe: comm(&raw.exe),
+            start_ns: raw.start_ns,
         });
         let detail = match kind {
             EventKind::Connect => Detail::Connect { latency: nonzero_duration(raw.latency_ns), srtt_us: raw.srtt_us },
