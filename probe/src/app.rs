@@ -25,6 +25,8 @@ use crate::sink::zmq::SinkInput;
 use crate::source::clock::boot_ns_now;
 use crate::source::{BootClock, EventSource, SocketEvent};
 use packetless_ebpf::abi::RawEvent;
+use packetless_enrich::procfs::ProcFs;
+use packetless_enrich::{EnrichConfig, Enricher};
 
 /// Why a command stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -190,29 +192,14 @@ where
 {
     // Sinks first: a collector address that cannot be bound is a usage error that
     // should not cost a kernel load.
-    let mut output = Output::default();
-    let mut zmq_thread = None;
-    if let Some(zmq) = config.zmq.clone() {
-        let (tx, rx) = std_mpsc::sync_channel(OUTPUT_BATCHES);
-        zmq_thread = Some(crate::sink::zmq::start(zmq, rx).map_err(AppError::Zmq)?);
-        output.sinks.push(SinkHandle { name: "zmq", tx, dropped: 0 });
-    }
-    let mut writer = None;
-    if config.stdout {
-        let (tx, rx) = std_mpsc::sync_channel(OUTPUT_BATCHES);
-        writer = Some(std::thread::spawn(move || write_records(&rx, out)));
-        output.sinks.push(SinkHandle { name: "stdout", tx, dropped: 0 });
-    }
-
+    let mut sinks = Sinks::start(&config, out)?;
     let mut tracer = Tracer::start(&config.trace)?;
     let mut events = std::mem::replace(&mut tracer.events, mpsc::channel(1).1);
-    let mut table = FlowTable::new(config.flows, BootClock::now(), id::boot_id());
-    table.add_interface_addrs(interface_addrs(), boot_ns_now());
+    let mut flows = Flows::new(&config);
     // Sockets that existed before the hooks were attached; anything that changed
     // since is in the event stream and is folded in after.
-    let mut batch = Vec::new();
     for ev in tracer.snapshot() {
-        table.on_event(&ev, &mut batch);
+        flows.event(&ev);
     }
 
     let mut tick = tokio::time::interval(TICK);
@@ -228,67 +215,153 @@ where
             () = &mut shutdown => break,
             ev = events.recv() => match ev {
                 Some(ev) => {
-                    table.on_event(&ev, &mut batch);
+                    flows.event(&ev);
                     // Take what is already queued without yielding, in bounded bites.
                     for _ in 0..4096 {
                         let Ok(ev) = events.try_recv() else { break };
-                        table.on_event(&ev, &mut batch);
+                        flows.event(&ev);
                     }
                 }
                 None => open = false,
             },
-            _ = tick.tick() => table.tick(boot_ns_now(), &mut batch),
+            _ = tick.tick() => flows.table.tick(boot_ns_now(), &mut flows.batch),
             _ = snapshot.tick() => {
                 for ev in tracer.snapshot() {
-                    table.on_event(&ev, &mut batch);
+                    flows.event(&ev);
                 }
             }
             _ = inventory.tick() => {
                 let now = boot_ns_now();
-                table.add_interface_addrs(interface_addrs(), now);
-                table.inventory(now, &mut batch);
+                flows.table.add_interface_addrs(interface_addrs(), now);
+                flows.table.inventory(now, &mut flows.batch);
             }
-            _ = stats_tick.tick() => output.stats(&RunStats {
-                pipeline: tracer.pipeline_stats(),
-                flows: table.counters(),
-                output_dropped: output.dropped(),
-                zmq: None,
-            }),
+            _ = stats_tick.tick() => sinks.output.stats(&flows.stats(&tracer, &sinks.output)),
         }
-        output.send(&mut batch)?;
+        sinks.output.send(&mut flows.take())?;
     }
 
     info!("stopping: draining events and flushing flows");
     let reader = tracer.finish_reader().await;
     while let Some(ev) = events.recv().await {
-        table.on_event(&ev, &mut batch);
+        flows.event(&ev);
     }
     let now = boot_ns_now();
-    table.tick(now, &mut batch);
-    table.flush(now, &mut batch);
-    output.send(&mut batch)?;
-    let mut stats = RunStats {
-        pipeline: tracer.pipeline_stats(),
-        flows: table.counters(),
-        output_dropped: output.dropped(),
-        zmq: None,
-    };
-    output.stats(&stats);
-    drop(output);
-    if let Some(thread) = zmq_thread {
-        stats.zmq = Some(thread.join().map_err(|_| AppError::Output(io::Error::other("ZMQ exporter panicked")))?);
-    }
+    flows.table.tick(now, &mut flows.batch);
+    flows.table.flush(now, &mut flows.batch);
+    sinks.output.send(&mut flows.take())?;
+    let stats = flows.stats(&tracer, &sinks.output);
     reader?;
-    if let Some(writer) = writer {
-        let mut out = writer
-            .join()
-            .map_err(|_| AppError::Output(io::Error::other("writer thread panicked")))?
-            .map_err(AppError::Output)?;
-        write_run_stats(&mut out, &stats).and_then(|()| out.flush()).map_err(AppError::Output)?;
-    } else {
-        info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "final counters");
+    sinks.finish(stats)
+}
+
+/// The flow stage of `run`: the flow table and enrichment, and the records they
+/// produced since the last hand-over to the sinks.
+struct Flows {
+    table: FlowTable,
+    enricher: Enricher,
+    batch: Vec<Record>,
+}
+
+impl Flows {
+    fn new(config: &RunConfig) -> Self {
+        let enricher = Enricher::new(
+            EnrichConfig { cgroup_mount: loader::cgroup2_root(), docker_socket: config.docker_socket.clone() },
+            Box::new(ProcFs::new("/proc")),
+        );
+        let mut table = FlowTable::new(config.flows, BootClock::now(), id::boot_id());
+        table.add_interface_addrs(interface_addrs(), boot_ns_now());
+        Self { table, enricher, batch: Vec::new() }
     }
-    Ok(stats)
+
+    /// One event: enrichment reads procfs about its owner while it most likely
+    /// runs, then the table folds it in.
+    fn event(&mut self, ev: &SocketEvent) {
+        if let Some(owner) = &ev.owner {
+            self.enricher.observe(&owner.facts(), std::time::Instant::now());
+        }
+        self.table.on_event(ev, &mut self.batch);
+    }
+
+    /// The records produced so far, their processes filled by enrichment.
+    fn take(&mut self) -> Vec<Record> {
+        let now = std::time::Instant::now();
+        let enricher = &mut self.enricher;
+        let mut fill = |p: &mut Option<crate::flow::Process>| {
+            if let Some(p) = p {
+                let details = enricher.details(&p.facts(), now);
+                p.enrich(details);
+            }
+        };
+        for record in &mut self.batch {
+            match record {
+                Record::Flow(f) => {
+                    fill(&mut f.src_process);
+                    fill(&mut f.dst_process);
+                }
+                Record::Listen(l) => fill(&mut l.process),
+                Record::Dependency(d) => fill(&mut d.last_process),
+                Record::LocalIp(_) => {}
+            }
+        }
+        std::mem::take(&mut self.batch)
+    }
+
+    fn stats(&self, tracer: &Tracer, output: &Output) -> RunStats {
+        RunStats {
+            pipeline: tracer.pipeline_stats(),
+            flows: self.table.counters(),
+            output_dropped: output.dropped(),
+            zmq: None,
+            enrich: Some(self.enricher.counters()),
+        }
+    }
+}
+
+/// The sink threads of `run` and the channels to them.
+struct Sinks<W: Write> {
+    output: Output,
+    zmq: Option<std::thread::JoinHandle<crate::sink::zmq::ZmqCounters>>,
+    writer: Option<std::thread::JoinHandle<io::Result<io::BufWriter<W>>>>,
+}
+
+impl<W: Write + Send + 'static> Sinks<W> {
+    fn start(config: &RunConfig, out: W) -> Result<Self, AppError> {
+        let mut output = Output::default();
+        let mut zmq = None;
+        if let Some(zmq_config) = config.zmq.clone() {
+            let (tx, rx) = std_mpsc::sync_channel(OUTPUT_BATCHES);
+            zmq = Some(crate::sink::zmq::start(zmq_config, rx).map_err(AppError::Zmq)?);
+            output.sinks.push(SinkHandle { name: "zmq", tx, dropped: 0 });
+        }
+        let mut writer = None;
+        if config.stdout {
+            let (tx, rx) = std_mpsc::sync_channel(OUTPUT_BATCHES);
+            writer = Some(std::thread::spawn(move || write_records(&rx, out)));
+            output.sinks.push(SinkHandle { name: "stdout", tx, dropped: 0 });
+        }
+        Ok(Self { output, zmq, writer })
+    }
+
+    /// Closes the channels, waits for every sink, and writes the stats line (on
+    /// stdout when it is a sink, else in the log).
+    fn finish(self, mut stats: RunStats) -> Result<RunStats, AppError> {
+        let Self { mut output, zmq, writer } = self;
+        output.stats(&stats);
+        drop(output);
+        if let Some(thread) = zmq {
+            stats.zmq = Some(thread.join().map_err(|_| AppError::Output(io::Error::other("ZMQ exporter panicked")))?);
+        }
+        if let Some(writer) = writer {
+            let mut out = writer
+                .join()
+                .map_err(|_| AppError::Output(io::Error::other("writer thread panicked")))?
+                .map_err(AppError::Output)?;
+            write_run_stats(&mut out, &stats).and_then(|()| out.flush()).map_err(AppError::Output)?;
+        } else {
+            info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "final counters");
+        }
+        Ok(stats)
+    }
 }
 
 /// An interval whose first tick is one period from now.

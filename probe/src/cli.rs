@@ -22,6 +22,8 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Trace every TCP and UDP socket and print flow records (the main job).
@@ -165,6 +167,16 @@ pub struct RunArgs {
     /// (flows_evicted).
     #[arg(long, default_value_t = 1_000_000, value_name = "FLOWS")]
     pub max_flows: usize,
+
+    /// Do not ask the Docker engine for container names, images and Kubernetes
+    /// labels (container ids and runtimes still come from cgroups).
+    #[arg(long)]
+    pub no_docker: bool,
+
+    /// The Docker engine's socket. A missing or stopped engine is not an error: names
+    /// appear when it answers.
+    #[arg(long, default_value = "/var/run/docker.sock", value_name = "PATH")]
+    pub docker_socket: std::path::PathBuf,
 }
 
 /// `--output` values.

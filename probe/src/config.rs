@@ -117,6 +117,8 @@ pub struct RunConfig {
     pub stdout: bool,
     /// ZMQ export, when asked for.
     pub zmq: Option<ZmqConfig>,
+    /// The Docker engine to ask for container names, unless disabled.
+    pub docker_socket: Option<std::path::PathBuf>,
 }
 
 impl RunConfig {
@@ -150,6 +152,7 @@ impl RunConfig {
                 None => args.zmq.is_empty(),
             },
             zmq: zmq_config(args)?,
+            docker_socket: (!args.no_docker).then(|| args.docker_socket.clone()),
             inventory_interval: positive(
                 parse_duration("inventory-interval", &args.inventory_interval)?,
                 "inventory-interval",

@@ -21,7 +21,7 @@ fn ser_proto<S: Serializer>(p: &Proto, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// A process at one end of a flow or behind a listening socket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Process {
     /// Process id (tgid).
     pub pid: u32,
@@ -37,12 +37,40 @@ pub struct Process {
     pub cgroup_id: u64,
     /// Network namespace inode of its socket.
     pub netns: u32,
+    /// Executable: its path from procfs, else the basename the kernel recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exe: Option<String>,
+    /// Command line (arguments joined by spaces, at most 4096 bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<String>,
+    /// User name, from the process's own `/etc/passwd` (the container's, in one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Group name, likewise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Parent process id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ppid: Option<u32>,
+    /// Parent's command name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_comm: Option<String>,
+    /// Parent's executable path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_exe: Option<String>,
+    /// The container the process runs in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<packetless_enrich::Container>,
+    /// Start time (`CLOCK_BOOTTIME` ns): with the pid, the key of enrichment caches.
+    #[serde(skip)]
+    pub start_ns: u64,
 }
 
 impl Process {
-    /// The process of a socket owner.
+    /// The process of a socket owner, with what the kernel recorded.
     #[must_use]
     pub fn from_owner(owner: &Owner, netns: u32) -> Self {
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         Self {
             pid: owner.pid,
             tid: owner.tid,
@@ -51,7 +79,41 @@ impl Process {
             gid: owner.gid,
             cgroup_id: owner.cgroup_id,
             netns,
+            exe: nonempty(&owner.exe),
+            cmdline: None,
+            user: None,
+            group: None,
+            ppid: (owner.ppid != 0).then_some(owner.ppid),
+            parent_comm: nonempty(&owner.parent_comm),
+            parent_exe: None,
+            container: None,
+            start_ns: owner.start_ns,
         }
+    }
+
+    /// The kernel facts enrichment keys on.
+    #[must_use]
+    pub fn facts(&self) -> packetless_enrich::KernelFacts {
+        packetless_enrich::KernelFacts {
+            pid: self.pid,
+            start_ns: self.start_ns,
+            uid: self.uid,
+            gid: self.gid,
+            cgroup_id: self.cgroup_id,
+            ppid: self.ppid.unwrap_or(0),
+        }
+    }
+
+    /// Takes what enrichment found; kernel-recorded values stay where it found nothing.
+    pub fn enrich(&mut self, details: packetless_enrich::Details) {
+        if details.exe.is_some() {
+            self.exe = details.exe;
+        }
+        self.cmdline = details.cmdline.or(self.cmdline.take());
+        self.user = details.user.or(self.user.take());
+        self.group = details.group.or(self.group.take());
+        self.parent_exe = details.parent_exe.or(self.parent_exe.take());
+        self.container = details.container.or(self.container.take());
     }
 }
 

@@ -22,6 +22,9 @@ pub struct RunStats {
     /// ZMQ export counters, when exporting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zmq: Option<crate::sink::zmq::ZmqCounters>,
+    /// Enrichment counters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrich: Option<packetless_enrich::EnrichCounters>,
 }
 
 /// Writes one record as a JSON line. The line is built in memory first so that a
@@ -85,7 +88,7 @@ mod tests {
             end_reason: Some(crate::flow::EndReason::Fin),
             connect_error: None,
             netns: 9,
-            src_process: Some(Process { pid: 1, tid: 1, comm: "a".into(), uid: 0, gid: 0, cgroup_id: 1, netns: 9 }),
+            src_process: Some(Process { pid: 1, tid: 1, comm: "a".into(), netns: 9, ..Process::default() }),
             dst_process: None,
         });
         let mut buf = Vec::new();

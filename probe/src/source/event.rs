@@ -148,6 +148,21 @@ pub struct Owner {
     pub start_ns: u64,
 }
 
+impl Owner {
+    /// The facts enrichment keys on.
+    #[must_use]
+    pub fn facts(&self) -> packetless_enrich::KernelFacts {
+        packetless_enrich::KernelFacts {
+            pid: self.pid,
+            start_ns: self.start_ns,
+            uid: self.uid,
+            gid: self.gid,
+            cgroup_id: self.cgroup_id,
+            ppid: self.ppid,
+        }
+    }
+}
+
 /// Why an active open failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectError {

@@ -126,17 +126,61 @@ struct ProcessKeys {
     pid: u32,
     name: u32,
     uid: u32,
+    user: u32,
+    cmdline: u32,
+    father_pid: u32,
+    father_name: u32,
+    container: u32,
 }
 
 impl ProcessKeys {
-    const SRC: Self = Self { pid: f::SRC_PROC_PID, name: f::SRC_PROC_NAME, uid: f::SRC_PROC_UID };
-    const DST: Self = Self { pid: f::DST_PROC_PID, name: f::DST_PROC_NAME, uid: f::DST_PROC_UID };
+    const SRC: Self = Self {
+        pid: f::SRC_PROC_PID,
+        name: f::SRC_PROC_NAME,
+        uid: f::SRC_PROC_UID,
+        user: f::SRC_PROC_USER_NAME,
+        cmdline: f::SRC_PROC_CMDLINE,
+        father_pid: f::SRC_FATHER_PROC_PID,
+        father_name: f::SRC_FATHER_PROC_NAME,
+        container: f::SRC_PROC_CONTAINER_ID,
+    };
+    const DST: Self = Self {
+        pid: f::DST_PROC_PID,
+        name: f::DST_PROC_NAME,
+        uid: f::DST_PROC_UID,
+        user: f::DST_PROC_USER_NAME,
+        cmdline: f::DST_PROC_CMDLINE,
+        father_pid: f::DST_FATHER_PROC_PID,
+        father_name: f::DST_FATHER_PROC_NAME,
+        container: f::DST_PROC_CONTAINER_ID,
+    };
+}
+
+/// The name ntopng shows for a process: its executable path when known (as nProbe
+/// Agent does), else its command name.
+fn process_name(exe: Option<&String>, comm: &str) -> String {
+    exe.filter(|e| e.starts_with('/')).cloned().unwrap_or_else(|| comm.to_owned())
 }
 
 fn process_fields(p: &Process, keys: &ProcessKeys, out: &mut Vec<(u32, Value)>) {
     out.push((keys.pid, Value::Uint(u64::from(p.pid))));
-    out.push((keys.name, Value::Str(p.comm.clone())));
+    out.push((keys.name, Value::Str(process_name(p.exe.as_ref(), &p.comm))));
     out.push((keys.uid, Value::Uint(u64::from(p.uid))));
+    if let Some(user) = &p.user {
+        out.push((keys.user, Value::Str(user.clone())));
+    }
+    if let Some(cmdline) = &p.cmdline {
+        out.push((keys.cmdline, Value::Str(cmdline.clone())));
+    }
+    if let Some(ppid) = p.ppid {
+        out.push((keys.father_pid, Value::Uint(u64::from(ppid))));
+        if let Some(parent) = p.parent_exe.as_ref().or(p.parent_comm.as_ref()) {
+            out.push((keys.father_name, Value::Str(parent.clone())));
+        }
+    }
+    if let Some(container) = &p.container {
+        out.push((keys.container, Value::Str(container.id.clone())));
+    }
 }
 
 /// IPv4 as dotted text; IPv6 as text. `v4` says which family the flow is sent as.
@@ -190,6 +234,7 @@ mod tests {
                 gid: 1000,
                 cgroup_id: 1,
                 netns: 1,
+                ..Process::default()
             }),
             dst_process: Some(Process {
                 pid: 8,
@@ -199,6 +244,7 @@ mod tests {
                 gid: 33,
                 cgroup_id: 1,
                 netns: 1,
+                ..Process::default()
             }),
         }
     }

@@ -35,6 +35,23 @@ fn process(p: &Process) -> v1::Process {
         gid: p.gid,
         cgroup_id: p.cgroup_id,
         netns: p.netns,
+        exe: p.exe.clone(),
+        cmdline: p.cmdline.clone(),
+        user: p.user.clone(),
+        group: p.group.clone(),
+        ppid: p.ppid,
+        parent_comm: p.parent_comm.clone(),
+        parent_exe: p.parent_exe.clone(),
+        container: p.container.as_ref().map(|c| v1::Container {
+            id: c.id.clone(),
+            runtime: c.runtime.to_owned(),
+            name: c.name.clone(),
+            image: c.image.clone(),
+            pod: c.pod.clone(),
+            namespace: c.namespace.clone(),
+            k8s_container: c.k8s_container.clone(),
+            pod_uid: c.pod_uid.clone(),
+        }),
     }
 }
 

@@ -1,0 +1,284 @@
+//! Container names, images and Kubernetes labels from the Docker engine.
+//!
+//! A background task keeps a directory of containers: it lists them when it
+//! connects, follows the engine's event stream (so a container that starts and dies
+//! within a second is still named), and inspects any id a lookup missed. Entries of
+//! removed containers stay for a while, because their flows are reported after they
+//! end. When the engine is absent or dies, lookups keep answering from what is known
+//! and the task reconnects with backoff; nothing waits on Docker.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{EventsOptionsBuilder, ListContainersOptionsBuilder};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// How long a removed container's entry is kept.
+const KEEP_REMOVED: Duration = Duration::from_secs(600);
+
+/// What Docker says about a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerMeta {
+    /// Name, without Docker's leading `/`.
+    pub name: String,
+    /// Image as the container was created from (`nginx:1.27`).
+    pub image: String,
+    /// Labels (Kubernetes puts pod, namespace and container name there).
+    pub labels: HashMap<String, String>,
+}
+
+impl ContainerMeta {
+    /// `io.kubernetes.pod.name`.
+    #[must_use]
+    pub fn pod(&self) -> Option<&str> {
+        self.labels.get("io.kubernetes.pod.name").map(String::as_str)
+    }
+
+    /// `io.kubernetes.pod.namespace`.
+    #[must_use]
+    pub fn namespace(&self) -> Option<&str> {
+        self.labels.get("io.kubernetes.pod.namespace").map(String::as_str)
+    }
+
+    /// `io.kubernetes.container.name`.
+    #[must_use]
+    pub fn k8s_container(&self) -> Option<&str> {
+        self.labels.get("io.kubernetes.container.name").map(String::as_str)
+    }
+}
+
+struct Entry {
+    meta: ContainerMeta,
+    removed_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Shared {
+    entries: Mutex<HashMap<String, Entry>>,
+    pending: Mutex<HashSet<String>>,
+    connected: AtomicBool,
+    lookups_missed: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+/// Counters of the Docker directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DockerCounters {
+    /// Whether the engine is connected now.
+    pub connected: bool,
+    /// Containers known.
+    pub containers: u64,
+    /// Lookups of ids not (yet) known.
+    pub lookups_missed: u64,
+    /// Connections made to the engine (1 + reconnections).
+    pub connections: u64,
+}
+
+/// Handle to the directory; cheap to clone.
+#[derive(Clone)]
+pub struct DockerDirectory {
+    shared: Arc<Shared>,
+    requests: mpsc::UnboundedSender<String>,
+}
+
+impl std::fmt::Debug for DockerDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerDirectory").field("counters", &self.counters()).finish()
+    }
+}
+
+impl DockerDirectory {
+    /// Starts following the engine at `socket` (inside a tokio runtime).
+    #[must_use]
+    pub fn start(socket: PathBuf) -> Self {
+        let shared = Arc::new(Shared::default());
+        let (requests, rx) = mpsc::unbounded_channel();
+        tokio::spawn(follow(socket, Arc::clone(&shared), rx));
+        Self { shared, requests }
+    }
+
+    /// What is known of container `id` (full 64-hex id); a miss asks the engine, so
+    /// a later lookup may succeed.
+    #[must_use]
+    pub fn lookup(&self, id: &str) -> Option<ContainerMeta> {
+        if let Some(entry) = self.shared.entries.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+            return Some(entry.meta.clone());
+        }
+        self.shared.lookups_missed.fetch_add(1, Ordering::Relaxed);
+        if self.shared.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned()) {
+            // The task only ends with the runtime; a closed channel loses nothing then.
+            let _ = self.requests.send(id.to_owned());
+        }
+        None
+    }
+
+    /// Current counters.
+    #[must_use]
+    pub fn counters(&self) -> DockerCounters {
+        DockerCounters {
+            connected: self.shared.connected.load(Ordering::Relaxed),
+            containers: self.shared.entries.lock().unwrap_or_else(PoisonError::into_inner).len() as u64,
+            lookups_missed: self.shared.lookups_missed.load(Ordering::Relaxed),
+            connections: self.shared.reconnects.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn meta_of(name: Option<&str>, image: Option<&str>, labels: Option<&HashMap<String, String>>) -> ContainerMeta {
+    ContainerMeta {
+        name: name.unwrap_or_default().trim_start_matches('/').to_owned(),
+        image: image.unwrap_or_default().to_owned(),
+        labels: labels.cloned().unwrap_or_default(),
+    }
+}
+
+impl Shared {
+    fn put(&self, id: String, meta: ContainerMeta) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).insert(id, Entry { meta, removed_at: None });
+    }
+
+    fn removed(&self, id: &str, now: Instant) {
+        if let Some(entry) = self.entries.lock().unwrap_or_else(PoisonError::into_inner).get_mut(id) {
+            entry.removed_at = Some(now);
+        }
+    }
+
+    fn prune(&self, now: Instant) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, e| e.removed_at.is_none_or(|at| now.duration_since(at) < KEEP_REMOVED));
+    }
+}
+
+async fn inspect(docker: &Docker, shared: &Shared, id: &str) {
+    match docker.inspect_container(id, None).await {
+        Ok(c) => {
+            let config = c.config.as_ref();
+            let meta = meta_of(
+                c.name.as_deref(),
+                config.and_then(|c| c.image.as_deref()),
+                config.and_then(|c| c.labels.as_ref()),
+            );
+            shared.put(c.id.unwrap_or_else(|| id.to_owned()), meta);
+        }
+        Err(e) => {
+            debug!(container = id, error = %e, "inspecting container failed");
+            shared.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        }
+    }
+}
+
+/// The directory's task: connect, list, follow events, answer requests; reconnect
+/// with backoff whenever the engine goes away.
+async fn follow(socket: PathBuf, shared: Arc<Shared>, mut requests: mpsc::UnboundedReceiver<String>) {
+    let mut backoff = Duration::from_millis(500);
+    let mut warned = false;
+    loop {
+        match session(&socket, &shared, &mut requests).await {
+            Ok(()) => {
+                // The session ran and ended (engine stopped): start over quickly.
+                backoff = Duration::from_millis(500);
+                warned = false;
+            }
+            Err(e) => {
+                if !warned {
+                    warn!(socket = %socket.display(), error = %e, "Docker engine unavailable; container names will be missing until it is back");
+                    warned = true;
+                }
+            }
+        }
+        if shared.connected.swap(false, Ordering::Relaxed) {
+            warn!(socket = %socket.display(), "lost the Docker engine; reconnecting");
+        }
+        shared.prune(Instant::now());
+        // A retry delay, not synchronisation: the engine is polled until it answers.
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+        if requests.is_closed() {
+            return;
+        }
+    }
+}
+
+async fn session(
+    socket: &std::path::Path,
+    shared: &Shared,
+    requests: &mut mpsc::UnboundedReceiver<String>,
+) -> Result<(), bollard::errors::Error> {
+    let docker = Docker::connect_with_unix(&socket.to_string_lossy(), 10, API_DEFAULT_VERSION)?;
+    docker.ping().await?;
+    let mut filters = HashMap::new();
+    filters.insert("type", vec!["container"]);
+    let mut events = docker.events(Some(EventsOptionsBuilder::new().filters(&filters).build()));
+    let list = docker.list_containers(Some(ListContainersOptionsBuilder::new().all(true).build())).await?;
+    for c in list {
+        let Some(id) = c.id.clone() else { continue };
+        let name = c.names.as_ref().and_then(|n| n.first()).map(String::as_str);
+        shared.put(id, meta_of(name, c.image.as_deref(), c.labels.as_ref()));
+    }
+    shared.connected.store(true, Ordering::Relaxed);
+    shared.reconnects.fetch_add(1, Ordering::Relaxed);
+    info!(
+        containers = shared.entries.lock().unwrap_or_else(PoisonError::into_inner).len(),
+        "following the Docker engine"
+    );
+    let mut prune = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    let id = event.actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_default();
+                    match event.action.as_deref() {
+                        Some("create" | "start" | "rename" | "update") => inspect(&docker, shared, &id).await,
+                        Some("destroy") => shared.removed(&id, Instant::now()),
+                        _ => {}
+                    }
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(()),
+            },
+            request = requests.recv() => match request {
+                Some(id) => inspect(&docker, shared, &id).await,
+                None => return Ok(()),
+            },
+            _ = prune.tick() => shared.prune(Instant::now()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_labels_are_read() {
+        let labels: HashMap<String, String> = [
+            ("io.kubernetes.pod.name", "api-7d9f"),
+            ("io.kubernetes.pod.namespace", "prod"),
+            ("io.kubernetes.container.name", "api"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let meta = meta_of(Some("/k8s_api_api-7d9f"), Some("registry/api:1"), Some(&labels));
+        assert_eq!(meta.name, "k8s_api_api-7d9f");
+        assert_eq!((meta.pod(), meta.namespace(), meta.k8s_container()), (Some("api-7d9f"), Some("prod"), Some("api")));
+    }
+
+    #[tokio::test]
+    async fn an_absent_engine_gives_misses_not_errors() {
+        let dir = DockerDirectory::start(PathBuf::from("/nonexistent/docker.sock"));
+        assert_eq!(dir.lookup(&"a".repeat(64)), None);
+        let counters = dir.counters();
+        assert!(!counters.connected);
+        assert_eq!(counters.lookups_missed, 1);
+    }
+}
