@@ -164,24 +164,30 @@ pub fn parse_cgroup_path(path: &str) -> CgroupOwner {
     CgroupOwner::Host
 }
 
-/// The v2 path in a `/proc/<pid>/cgroup` text (`0::/path`), else the first v1 path
-/// that names a container, else the first path.
+/// The path of a `/proc/<pid>/cgroup` text that says the most: the v2 path
+/// (`0::/path`) if it names a container, else the first path of any hierarchy that
+/// does (hybrid hosts may place containers in v1 hierarchies only), else the v2
+/// path, else the first path.
 #[must_use]
 pub fn path_from_proc_cgroup(text: &str) -> Option<String> {
-    let mut first = None;
+    let (mut v2, mut container, mut first) = (None, None, None);
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
         let (Some(hierarchy), Some(_controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
+        let names_container = matches!(parse_cgroup_path(path), CgroupOwner::Container { .. });
         if hierarchy == "0" {
-            return Some(path.to_owned());
+            if names_container {
+                return Some(path.to_owned());
+            }
+            v2 = Some(path.to_owned());
+        } else if names_container && container.is_none() {
+            container = Some(path.to_owned());
         }
-        if first.is_none() || matches!(parse_cgroup_path(path), CgroupOwner::Container { .. }) {
-            first = Some(path.to_owned());
-        }
+        first.get_or_insert_with(|| path.to_owned());
     }
-    first
+    container.or(v2).or(first)
 }
 
 #[cfg(test)]
@@ -263,6 +269,9 @@ mod tests {
         assert_eq!(path_from_proc_cgroup(&v2).unwrap(), format!("/system.slice/docker-{ID}.scope"));
         let v1 = format!("12:pids:/\n11:memory:/docker/{ID}\n");
         assert_eq!(path_from_proc_cgroup(&v1).unwrap(), format!("/docker/{ID}"));
+        let hybrid = format!("11:memory:/docker/{ID}\n0::/\n");
+        assert_eq!(path_from_proc_cgroup(&hybrid).unwrap(), format!("/docker/{ID}"), "v1-only container");
+        assert_eq!(path_from_proc_cgroup("1:cpu:/\n0::/user.slice\n").unwrap(), "/user.slice");
         assert_eq!(path_from_proc_cgroup("garbage\n"), None);
     }
 }

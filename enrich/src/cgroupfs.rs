@@ -1,7 +1,9 @@
-//! cgroup ids to cgroup paths. The kernel reports a cgroup v2 id, which is the
-//! inode number of the cgroup's directory in the v2 hierarchy: walking that
-//! hierarchy maps ids to paths. The walk is repeated on a miss, at most once per
-//! `rescan_after`, since cgroups come and go with containers.
+//! cgroup ids to cgroup paths. The kernel reports a cgroup v2 id, which is also the
+//! kernfs file handle of the cgroup's directory: `open_by_handle_at` on the v2
+//! mount opens it directly (needs `CAP_DAC_READ_SEARCH`), and the path is read back
+//! from `/proc/self/fd`. Without that capability, walking the hierarchy maps
+//! directory inode numbers (the same ids) to paths; the walk is repeated on a miss,
+//! at most once per `rescan_after`, since cgroups come and go with containers.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -32,6 +34,10 @@ impl CgroupPaths {
         if let Some(path) = self.paths.get(&id) {
             return Some(path.clone());
         }
+        if let Some(path) = self.mount.as_deref().and_then(|m| open_by_id(m, id)) {
+            self.paths.insert(id, path.clone());
+            return Some(path);
+        }
         if self.scanned.is_some_and(|at| now.duration_since(at) < self.rescan_after) {
             return None;
         }
@@ -46,6 +52,41 @@ impl CgroupPaths {
         walk(&mount, &mount, 0, &mut paths);
         self.paths = paths;
     }
+}
+
+/// `FILEID_KERNFS`: kernfs file handles are the node's 64-bit id.
+const FILEID_KERNFS: i32 = 0xfe;
+
+#[repr(C)]
+struct KernfsHandle {
+    handle_bytes: u32,
+    handle_type: i32,
+    id: u64,
+}
+
+/// The path of cgroup `id` below `mount`, by opening its directory from its file
+/// handle; `None` without `CAP_DAC_READ_SEARCH` or when the cgroup is gone.
+fn open_by_id(mount: &Path, id: u64) -> Option<String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mount_dir = std::fs::File::open(mount).ok()?;
+    let mut handle = KernfsHandle { handle_bytes: 8, handle_type: FILEID_KERNFS, id };
+    // SAFETY: handle is a valid struct file_handle with 8 bytes of f_handle, and the
+    // mount fd is open for the duration of the call.
+    let fd = unsafe {
+        libc::open_by_handle_at(
+            mount_dir.as_raw_fd(),
+            (&raw mut handle).cast(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just returned by the kernel and is owned here only.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    let relative = target.strip_prefix(mount).ok()?;
+    Some(format!("/{}", relative.display()))
 }
 
 fn walk(mount: &Path, dir: &Path, depth: usize, out: &mut HashMap<u64, String>) {
@@ -74,10 +115,34 @@ mod tests {
         let id = std::fs::metadata(dir.join("system.slice/web.service")).unwrap().ino();
         let mut paths = CgroupPaths::new(Some(dir.clone()), Duration::from_secs(1));
         let now = Instant::now();
+        // A plain directory is no kernfs: only the walk can answer here.
         assert_eq!(paths.path(id, now).as_deref(), Some("/system.slice/web.service"));
         let root = std::fs::metadata(&dir).unwrap().ino();
         assert_eq!(paths.path(root, now).as_deref(), Some("/"));
         assert_eq!(paths.path(1, now), None, "unknown ids miss without a rescan storm");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_real_hierarchy_answers_for_our_own_cgroup() {
+        let Some(mount) = cgroup2_mount() else {
+            eprintln!("no cgroup v2 mount here");
+            return;
+        };
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let path = own.lines().find_map(|l| l.strip_prefix("0::")).unwrap().to_owned();
+        let dir = mount.join(path.trim_start_matches('/'));
+        let id = std::fs::metadata(&dir).unwrap().ino();
+        let mut paths = CgroupPaths::new(Some(mount), Duration::from_secs(1));
+        assert_eq!(paths.path(id, Instant::now()), Some(path));
+    }
+
+    fn cgroup2_mount() -> Option<std::path::PathBuf> {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        info.lines().find_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let mount_point = left.split_whitespace().nth(4)?;
+            right.starts_with("cgroup2 ").then(|| std::path::PathBuf::from(mount_point))
+        })
     }
 }

@@ -19,6 +19,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+/// Longest wait between reconnection attempts (the engine is a local socket: trying
+/// often costs nothing and brings names back soon after a restart).
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 /// How long a removed container's entry is kept.
 const KEEP_REMOVED: Duration = Duration::from_secs(600);
 
@@ -182,11 +186,19 @@ async fn follow(socket: PathBuf, shared: Arc<Shared>, mut requests: mpsc::Unboun
     let mut backoff = Duration::from_millis(500);
     let mut warned = false;
     loop {
-        match session(&socket, &shared, &mut requests).await {
+        let result = session(&socket, &shared, &mut requests).await;
+        let was_connected = shared.connected.swap(false, Ordering::Relaxed);
+        match result {
             Ok(()) => {
                 // The session ran and ended (engine stopped): start over quickly.
                 backoff = Duration::from_millis(500);
                 warned = false;
+                if was_connected {
+                    warn!(socket = %socket.display(), "the Docker engine closed its event stream; reconnecting");
+                }
+            }
+            Err(e) if was_connected => {
+                warn!(socket = %socket.display(), error = %e, "lost the Docker engine; reconnecting");
             }
             Err(e) => {
                 if !warned {
@@ -195,13 +207,10 @@ async fn follow(socket: PathBuf, shared: Arc<Shared>, mut requests: mpsc::Unboun
                 }
             }
         }
-        if shared.connected.swap(false, Ordering::Relaxed) {
-            warn!(socket = %socket.display(), "lost the Docker engine; reconnecting");
-        }
         shared.prune(Instant::now());
         // A retry delay, not synchronisation: the engine is polled until it answers.
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
         if requests.is_closed() {
             return;
         }
@@ -241,6 +250,11 @@ async fn session(
                         Some("destroy") => shared.removed(&id, Instant::now()),
                         _ => {}
                     }
+                }
+                // An event this client cannot decode (engines add fields and
+                // actions) is skipped; anything else ends the session.
+                Some(Err(e @ (bollard::errors::Error::JsonDataError { .. } | bollard::errors::Error::JsonSerdeError { .. }))) => {
+                    debug!(error = %e, "skipping a Docker event that does not decode");
                 }
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),

@@ -140,6 +140,7 @@ pub struct Enricher {
     processes: Cache<(u32, u64), Observed>,
     names: Cache<RootKey, Names>,
     root_of_cgroup: Cache<u64, RootKey>,
+    cgroup_paths: Cache<u64, String>,
     cgroups: CgroupPaths,
     docker: Option<DockerDirectory>,
     ticks_per_sec: u64,
@@ -162,6 +163,7 @@ impl Enricher {
             processes: Cache::new(PROCESS_CACHE, PROCESS_TTL),
             names: Cache::new(ROOT_CACHE, PROCESS_TTL),
             root_of_cgroup: Cache::new(PROCESS_CACHE, PROCESS_TTL),
+            cgroup_paths: Cache::new(PROCESS_CACHE, PROCESS_TTL),
             cgroups: CgroupPaths::new(config.cgroup_mount, Duration::from_secs(1)),
             docker: config.docker_socket.map(DockerDirectory::start),
             ticks_per_sec: clock_ticks(),
@@ -177,10 +179,17 @@ impl Enricher {
             return;
         }
         self.counters.processes_observed += 1;
+        // The cgroup outlives the process briefly; resolve it while it exists.
+        if facts.cgroup_id != 0 && self.cgroup_paths.get(&facts.cgroup_id, now).is_none() {
+            if let Some(path) = self.cgroups.path(facts.cgroup_id, now) {
+                self.cgroup_paths.insert(facts.cgroup_id, path, now);
+            }
+        }
         let observed = if self.same_process(facts) {
             self.read_process(facts, now)
         } else {
             self.counters.processes_gone += 1;
+            self.read_parent_root(facts, now);
             Observed::default()
         };
         self.processes.insert(key, observed, now);
@@ -198,18 +207,35 @@ impl Enricher {
         u128::from(ticks).abs_diff(expected) <= 1
     }
 
+    /// Remembers the root of `pid` as that of its cgroup, with its user names.
+    fn learn_root(&mut self, pid: u32, cgroup_id: u64, now: Instant) -> Option<RootKey> {
+        let root = self.proc.root_key(pid).ok()?;
+        self.root_of_cgroup.insert(cgroup_id, root, now);
+        if self.names.get(&root, now).is_none() {
+            let read =
+                |file: &str| self.proc.root_file(pid, file).map(|b| users::parse(b.as_slice())).unwrap_or_default();
+            let names = Arc::new((read("etc/passwd"), read("etc/group")));
+            self.names.insert(root, names, now);
+        }
+        Some(root)
+    }
+
+    /// A process gone before it was observed: its parent, when alive and in the same
+    /// cgroup (a shell in the same container, say), shares its root and user names.
+    fn read_parent_root(&mut self, facts: &KernelFacts, now: Instant) {
+        if facts.ppid == 0 || self.root_of_cgroup.get(&facts.cgroup_id, now).is_some() {
+            return;
+        }
+        let Some(own) = self.cgroup_paths.get(&facts.cgroup_id, now).cloned() else { return };
+        let parent = self.proc.cgroup(facts.ppid).ok().and_then(|text| path_from_proc_cgroup(&text));
+        if parent.as_deref() == Some(own.as_str()) {
+            self.learn_root(facts.ppid, facts.cgroup_id, now);
+        }
+    }
+
     fn read_process(&mut self, facts: &KernelFacts, now: Instant) -> Observed {
         let pid = facts.pid;
-        let root = self.proc.root_key(pid).ok();
-        if let Some(root) = root {
-            self.root_of_cgroup.insert(facts.cgroup_id, root, now);
-            if self.names.get(&root, now).is_none() {
-                let read =
-                    |file: &str| self.proc.root_file(pid, file).map(|b| users::parse(b.as_slice())).unwrap_or_default();
-                let names = Arc::new((read("etc/passwd"), read("etc/group")));
-                self.names.insert(root, names, now);
-            }
-        }
+        let root = self.learn_root(pid, facts.cgroup_id, now);
         Observed {
             exe: self.proc.exe(pid).ok(),
             cmdline: self.proc.cmdline(pid).ok().map(|raw| format_cmdline(&raw)).filter(|c| !c.is_empty()),
@@ -225,7 +251,11 @@ impl Enricher {
         let observed = self.processes.get(&(facts.pid, facts.start_ns), now).cloned().unwrap_or_default();
         let root = observed.root.or_else(|| self.root_of_cgroup.get(&facts.cgroup_id, now).copied());
         let names = root.and_then(|r| self.names.get(&r, now).cloned());
-        let path = observed.cgroup_path.clone().or_else(|| self.cgroups.path(facts.cgroup_id, now));
+        let path = observed
+            .cgroup_path
+            .clone()
+            .or_else(|| self.cgroup_paths.get(&facts.cgroup_id, now).cloned())
+            .or_else(|| self.cgroups.path(facts.cgroup_id, now));
         Details {
             exe: observed.exe,
             cmdline: observed.cmdline,

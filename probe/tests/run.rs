@@ -141,6 +141,11 @@ fn loopback_connection_is_one_local_record_with_exact_bytes_both_ways() {
     assert_eq!(pid_of(&flow["src_process"]), Some(u64::from(cpid)));
     assert_eq!(pid_of(&flow["dst_process"]), Some(u64::from(spid)));
     assert_eq!(flow["src_process"]["comm"], "pl-client");
+    // The client exited right after the exchange, before its record: what the kernel
+    // recorded at socket creation still names its parent (this test).
+    assert_eq!(flow["src_process"]["ppid"], std::process::id());
+    assert!(flow["src_process"]["parent_comm"].as_str().is_some_and(|c| !c.is_empty()));
+    assert_eq!(flow["src_process"]["exe"].as_str().map(|e| e.ends_with("pl-peer")), Some(true));
     assert_eq!(flow["end_reason"], "fin");
     assert!(flow["connect_latency_us"].as_f64().is_some_and(|l| l > 0.0));
     assert_eq!(probe.terminate(), Some(0));

@@ -14,6 +14,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+pub mod docker;
 mod probe;
 pub use probe::{free_port, LineProcess, ProbeProcess};
 #[cfg(feature = "tracer")]

@@ -132,6 +132,15 @@ impl LineProcess {
         self.stderr.lock().expect("stderr lines").join("\n")
     }
 
+    /// Waits (with a deadline) until `needle` appears `times` times in stderr.
+    pub fn wait_for_stderr(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + EVENT_TIMEOUT;
+        while self.stderr().matches(needle).count() < times {
+            assert!(Instant::now() < deadline, "{} never logged {needle:?} {times} time(s)", self.label);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process at once (a collector that crashes).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,116 @@
+//! Containers on the real Docker engine: flows made inside containers carry the
+//! container's id (as `docker inspect` has it), name, image, Kubernetes pod and
+//! namespace, and users named by the container's own `/etc/passwd`.
+
+use packetless_tests::docker::{bridge_ip, docker_tests_enabled, test_image, Container};
+use packetless_tests::{Peer, ProbeProcess};
+use serde_json::Value;
+
+const EXE: &str = env!("CARGO_BIN_EXE_packetless");
+
+fn parse(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// `packetless run`, once it follows the Docker engine (records are made once: a
+/// container named late would stay unnamed).
+fn run_probe() -> ProbeProcess {
+    let probe = ProbeProcess::start(EXE, &["run", "--pair-window", "200ms"]);
+    probe.wait_for_stderr("following the Docker engine", 1);
+    probe
+}
+
+/// The completed (FIN) flow to `port` whose client runs in container `id` (clients
+/// may have retried while their server started).
+fn container_flow(probe: &mut ProbeProcess, id: &str, port: u16) -> Value {
+    let line = probe.line_where(&format!("the completed flow to port {port} from container {id}"), |l| {
+        let v = parse(l);
+        v["kind"] == "flow"
+            && v["end_reason"] == "fin"
+            && v["dst_port"] == port
+            && v["src_process"]["container"]["id"] == id
+    });
+    parse(&line)
+}
+
+/// A client and a server on the container's own loopback, the client retrying until
+/// the server listens.
+const LOOPBACK_EXCHANGE: &str =
+    "nc -l -p 8080 >/dev/null & until echo hello | nc -w 1 127.0.0.1 8080; do sleep 0.05; done; wait";
+
+#[test]
+fn container_loopback_flow_names_the_container_and_its_pod() {
+    if !docker_tests_enabled("docker: container loopback") {
+        return;
+    }
+    test_image();
+    let mut probe = run_probe();
+    let c = Container::run(
+        "pl-api",
+        &[
+            "--label",
+            "io.kubernetes.pod.name=api-7d9f",
+            "--label",
+            "io.kubernetes.pod.namespace=prod",
+            "--label",
+            "io.kubernetes.container.name=api",
+        ],
+        LOOPBACK_EXCHANGE,
+    );
+    assert_eq!(c.wait(), 0);
+    let flow = container_flow(&mut probe, &c.id, 8080);
+    assert_eq!(flow["direction"], "local");
+    for end in ["src_process", "dst_process"] {
+        let container = &flow[end]["container"];
+        assert_eq!(container["id"], c.id.as_str(), "{end}: the id docker inspect reports");
+        assert_eq!(container["runtime"], "docker");
+        assert_eq!(container["name"], c.name.as_str());
+        assert_eq!(container["image"], test_image());
+        assert_eq!(container["pod"], "api-7d9f");
+        assert_eq!(container["namespace"], "prod");
+        assert_eq!(container["k8s_container"], "api");
+    }
+    assert_eq!(flow["src_process"]["comm"], "nc");
+    assert_eq!(flow["src_process"]["user"], "root");
+    assert_eq!(probe.terminate(), Some(0));
+}
+
+#[test]
+fn container_connecting_to_a_host_server_is_one_record_with_both_sides() {
+    if !docker_tests_enabled("docker: container to host") {
+        return;
+    }
+    test_image();
+    let mut probe = run_probe();
+    let host = bridge_ip();
+    let server = Peer::spawn(None, &["tcp-sink", &format!("{host}:0")]);
+    let script = format!("echo hello | nc -w 1 {host} {}", server.port);
+    let c = Container::run("pl-client", &[], &script);
+    assert_eq!(c.wait(), 0);
+    let (spid, port) = (server.pid, server.port);
+    server.finish();
+    let flow = container_flow(&mut probe, &c.id, port);
+    assert_eq!(flow["direction"], "local", "both ends are on this host");
+    assert_eq!(flow["dst_process"]["pid"], spid);
+    assert!(flow["dst_process"].get("container").is_none(), "the server runs on the host");
+    assert_eq!(flow["src_bytes"], 6);
+    assert_ne!(flow["src_process"]["netns"], flow["dst_process"]["netns"], "two network namespaces");
+    assert_eq!(probe.terminate(), Some(0));
+}
+
+#[test]
+fn a_container_user_unknown_to_the_host_is_named_from_the_container() {
+    if !docker_tests_enabled("docker: container user") {
+        return;
+    }
+    test_image();
+    let mut probe = run_probe();
+    let c = Container::run("pl-user", &["--user", "4321:4321"], LOOPBACK_EXCHANGE);
+    assert_eq!(c.wait(), 0);
+    let flow = container_flow(&mut probe, &c.id, 8080);
+    let client = &flow["src_process"];
+    assert_eq!((client["uid"].as_u64(), client["gid"].as_u64()), (Some(4321), Some(4321)));
+    assert_eq!(client["user"], "pluser", "from the container's /etc/passwd; the host has no uid 4321");
+    assert_eq!(client["group"], "plgroup");
+    assert_eq!(probe.terminate(), Some(0));
+}
