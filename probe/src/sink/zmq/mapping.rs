@@ -183,6 +183,27 @@ fn process_fields(p: &Process, keys: &ProcessKeys, out: &mut Vec<(u32, Value)>) 
     }
 }
 
+/// The nested agent objects ntopng's JSON parser reads (any key ending in
+/// `CONTAINER`): `{"ID", "K8S": {"NAME", "POD", "NS"}}` for Kubernetes containers,
+/// `{"ID", "DOCKER": {"NAME"}}` for others. TLV cannot carry them.
+#[must_use]
+pub fn container_objects(flow: &FlowRecord) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for (key, process) in [("SRC_CONTAINER", &flow.src_process), ("DST_CONTAINER", &flow.dst_process)] {
+        let Some(c) = process.as_ref().and_then(|p| p.container.as_ref()) else { continue };
+        let object = if c.pod.is_some() {
+            serde_json::json!({
+                "ID": c.id,
+                "K8S": { "NAME": c.k8s_container, "POD": c.pod, "NS": c.namespace },
+            })
+        } else {
+            serde_json::json!({ "ID": c.id, "DOCKER": { "NAME": c.name } })
+        };
+        out.push((key.to_owned(), object));
+    }
+    out
+}
+
 /// IPv4 as dotted text; IPv6 as text. `v4` says which family the flow is sent as.
 fn addr_string(ip: IpAddr, v4: bool) -> String {
     match (ip, v4) {
@@ -278,6 +299,38 @@ mod tests {
         assert_eq!(get(&fields, f::SERVER_NW_LATENCY_MS), Some(&Value::Float(1.5)));
         assert_eq!(get(&fields, f::FLOW_END_REASON), Some(&Value::Str("tcp fin".into())));
         assert_eq!(get(&fields, f::RETRANSMITTED_IN_PKTS), Some(&Value::Uint(1)));
+    }
+
+    #[test]
+    fn containers_become_nested_agent_objects() {
+        let mut r = record();
+        let pod = packetless_enrich::Container {
+            id: "abc".into(),
+            runtime: "docker",
+            name: Some("k8s_api".into()),
+            image: None,
+            pod: Some("api-7d9f".into()),
+            namespace: Some("prod".into()),
+            k8s_container: Some("api".into()),
+            pod_uid: None,
+        };
+        r.src_process.as_mut().unwrap().container = Some(pod);
+        let plain = packetless_enrich::Container {
+            id: "def".into(),
+            runtime: "docker",
+            name: Some("web".into()),
+            image: None,
+            pod: None,
+            namespace: None,
+            k8s_container: None,
+            pod_uid: None,
+        };
+        r.dst_process.as_mut().unwrap().container = Some(plain);
+        let objects = container_objects(&r);
+        assert_eq!(objects[0].0, "SRC_CONTAINER");
+        assert_eq!(objects[0].1["K8S"]["NS"], "prod");
+        assert_eq!(objects[1].1["DOCKER"]["NAME"], "web");
+        assert_eq!(get(&flow_fields(&r), f::SRC_PROC_CONTAINER_ID), Some(&Value::Str("abc".into())));
     }
 
     #[test]

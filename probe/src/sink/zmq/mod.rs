@@ -393,7 +393,7 @@ impl Exporter {
             }
             ZmqFormat::Protobuf => unreachable!("protobuf records are added whole"),
             ZmqFormat::Json => {
-                let object = json::flow_object(&fields, &[]);
+                let object = json::flow_object(&fields, &mapping::container_objects(flow));
                 let len = serde_json::to_vec(&object).map_or(0, |v| v.len()) + 1;
                 if self.json_len + len > MAX_PAYLOAD && !self.json_objects.is_empty() {
                     self.flush_flows();
