@@ -1,7 +1,9 @@
 //! A bounded map with a time to live: lookups of entries older than the TTL miss,
 //! and inserting into a full map evicts the least recently inserted entry.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,7 @@ impl<K: Hash + Eq + Clone, V> Cache<K, V> {
     /// A cache of at most `capacity` entries (at least 1), each valid for `ttl`.
     #[must_use]
     pub fn new(capacity: usize, ttl: Duration) -> Self {
-        Self { map: HashMap::new(), order: VecDeque::new(), next: 0, capacity: capacity.max(1), ttl, evicted: 0 }
+        Self { map: HashMap::default(), order: VecDeque::new(), next: 0, capacity: capacity.max(1), ttl, evicted: 0 }
     }
 
     /// The value of `key` if present and younger than the TTL at `now`.

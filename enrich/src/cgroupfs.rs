@@ -45,6 +45,16 @@ impl CgroupPaths {
         self.paths.get(&id).cloned()
     }
 
+    /// Processes in the cgroup at `path` now (`cgroup.procs`), first ones first.
+    #[must_use]
+    pub fn members(&self, path: &str, limit: usize) -> Vec<u32> {
+        let Some(mount) = &self.mount else { return Vec::new() };
+        let file = mount.join(path.trim_start_matches('/')).join("cgroup.procs");
+        std::fs::read_to_string(file)
+            .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).take(limit).collect())
+            .unwrap_or_default()
+    }
+
     fn rescan(&mut self, now: Instant) {
         self.scanned = Some(now);
         let Some(mount) = self.mount.clone() else { return };

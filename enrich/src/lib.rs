@@ -76,21 +76,24 @@ pub struct Container {
     pub pod_uid: Option<String>,
 }
 
+/// A string shared by every record that shows it (cloning is a reference count).
+pub type Shared = Arc<str>;
+
 /// What enrichment adds to a process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Details {
     /// Path of the executable.
-    pub exe: Option<String>,
+    pub exe: Option<Shared>,
     /// Command line, arguments joined by spaces, bounded.
-    pub cmdline: Option<String>,
+    pub cmdline: Option<Shared>,
     /// User name (from the process's own root).
-    pub user: Option<String>,
+    pub user: Option<Shared>,
     /// Group name (from the process's own root).
-    pub group: Option<String>,
+    pub group: Option<Shared>,
     /// Path of the parent's executable.
-    pub parent_exe: Option<String>,
+    pub parent_exe: Option<Shared>,
     /// The container, when the process runs in one.
-    pub container: Option<Container>,
+    pub container: Option<Arc<Container>>,
 }
 
 /// Where enrichment reads from.
@@ -118,9 +121,9 @@ pub struct EnrichCounters {
 
 #[derive(Clone, Debug, Default)]
 struct Observed {
-    exe: Option<String>,
-    cmdline: Option<String>,
-    parent_exe: Option<String>,
+    exe: Option<Shared>,
+    cmdline: Option<Shared>,
+    parent_exe: Option<Shared>,
     root: Option<RootKey>,
     cgroup_path: Option<String>,
 }
@@ -131,6 +134,8 @@ type Names = Arc<(NameTable, NameTable)>;
 const PROCESS_CACHE: usize = 65_536;
 /// How long a process entry is trusted (a process may exec another program).
 const PROCESS_TTL: Duration = Duration::from_secs(300);
+/// How long a container's identity is trusted before Docker is asked again.
+const CONTAINER_TTL: Duration = Duration::from_secs(30);
 /// Distinct roots (hosts and containers) whose user names are kept.
 const ROOT_CACHE: usize = 1024;
 
@@ -141,6 +146,7 @@ pub struct Enricher {
     names: Cache<RootKey, Names>,
     root_of_cgroup: Cache<u64, RootKey>,
     cgroup_paths: Cache<u64, String>,
+    containers: Cache<String, Arc<Container>>,
     cgroups: CgroupPaths,
     docker: Option<DockerDirectory>,
     ticks_per_sec: u64,
@@ -164,6 +170,7 @@ impl Enricher {
             names: Cache::new(ROOT_CACHE, PROCESS_TTL),
             root_of_cgroup: Cache::new(PROCESS_CACHE, PROCESS_TTL),
             cgroup_paths: Cache::new(PROCESS_CACHE, PROCESS_TTL),
+            containers: Cache::new(ROOT_CACHE, CONTAINER_TTL),
             cgroups: CgroupPaths::new(config.cgroup_mount, Duration::from_secs(1)),
             docker: config.docker_socket.map(DockerDirectory::start),
             ticks_per_sec: clock_ticks(),
@@ -220,16 +227,22 @@ impl Enricher {
         Some(root)
     }
 
-    /// A process gone before it was observed: its parent, when alive and in the same
-    /// cgroup (a shell in the same container, say), shares its root and user names.
+    /// A process gone before it was observed shares its root (and user names) with
+    /// the processes still in its cgroup: its parent when it is one of them (a shell
+    /// in the same container), else any member.
     fn read_parent_root(&mut self, facts: &KernelFacts, now: Instant) {
-        if facts.ppid == 0 || self.root_of_cgroup.get(&facts.cgroup_id, now).is_some() {
+        if self.root_of_cgroup.get(&facts.cgroup_id, now).is_some() {
             return;
         }
         let Some(own) = self.cgroup_paths.get(&facts.cgroup_id, now).cloned() else { return };
-        let parent = self.proc.cgroup(facts.ppid).ok().and_then(|text| path_from_proc_cgroup(&text));
-        if parent.as_deref() == Some(own.as_str()) {
-            self.learn_root(facts.ppid, facts.cgroup_id, now);
+        let parent_here = facts.ppid != 0
+            && self.proc.cgroup(facts.ppid).ok().and_then(|text| path_from_proc_cgroup(&text)).as_deref()
+                == Some(own.as_str());
+        let candidates = if parent_here { vec![facts.ppid] } else { self.cgroups.members(&own, 4) };
+        for pid in candidates {
+            if self.learn_root(pid, facts.cgroup_id, now).is_some() {
+                return;
+            }
         }
     }
 
@@ -237,9 +250,15 @@ impl Enricher {
         let pid = facts.pid;
         let root = self.learn_root(pid, facts.cgroup_id, now);
         Observed {
-            exe: self.proc.exe(pid).ok(),
-            cmdline: self.proc.cmdline(pid).ok().map(|raw| format_cmdline(&raw)).filter(|c| !c.is_empty()),
-            parent_exe: (facts.ppid != 0).then(|| self.proc.exe(facts.ppid).ok()).flatten(),
+            exe: self.proc.exe(pid).ok().map(Shared::from),
+            cmdline: self
+                .proc
+                .cmdline(pid)
+                .ok()
+                .map(|raw| format_cmdline(&raw))
+                .filter(|c| !c.is_empty())
+                .map(Shared::from),
+            parent_exe: (facts.ppid != 0).then(|| self.proc.exe(facts.ppid).ok()).flatten().map(Shared::from),
             root,
             cgroup_path: self.proc.cgroup(pid).ok().and_then(|text| path_from_proc_cgroup(&text)),
         }
@@ -259,14 +278,26 @@ impl Enricher {
         Details {
             exe: observed.exe,
             cmdline: observed.cmdline,
-            user: names.as_ref().and_then(|n| n.0.name(facts.uid).map(str::to_owned)),
-            group: names.as_ref().and_then(|n| n.1.name(facts.gid).map(str::to_owned)),
+            user: names.as_ref().and_then(|n| n.0.shared(facts.uid)),
+            group: names.as_ref().and_then(|n| n.1.shared(facts.gid)),
             parent_exe: observed.parent_exe,
             container: path.and_then(|p| self.container(&p)),
         }
     }
 
-    fn container(&self, path: &str) -> Option<Container> {
+    fn container(&mut self, path: &str) -> Option<Arc<Container>> {
+        if let Some(c) = self.containers.get(&path.to_owned(), Instant::now()) {
+            // Docker names may arrive after the first lookup: keep asking until they do.
+            if c.name.is_some() || self.docker.is_none() {
+                return Some(Arc::clone(c));
+            }
+        }
+        let c = Arc::new(self.container_uncached(path)?);
+        self.containers.insert(path.to_owned(), Arc::clone(&c), Instant::now());
+        Some(c)
+    }
+
+    fn container_uncached(&self, path: &str) -> Option<Container> {
         let CgroupOwner::Container { runtime, id, pod_uid } = parse_cgroup_path(path) else { return None };
         let meta = match (runtime, &self.docker) {
             (Runtime::Docker | Runtime::Kubernetes, Some(docker)) => docker.lookup(&id),
@@ -384,7 +415,7 @@ mod tests {
         assert_eq!((d.user.as_deref(), d.group.as_deref()), (Some("appuser"), Some("appgroup")));
         assert_eq!(d.parent_exe.as_deref(), Some("/sbin/init"));
         let c = d.container.unwrap();
-        assert_eq!((c.id.as_str(), c.runtime, c.name), (ID, "docker", None), "no engine: id and runtime only");
+        assert_eq!((c.id.as_str(), c.runtime, c.name.clone()), (ID, "docker", None), "no engine: id and runtime only");
     }
 
     #[test]

@@ -4,16 +4,23 @@
 
 use std::collections::HashMap;
 use std::io::BufRead;
+use std::sync::Arc;
 
 /// id -> name, from a passwd or group file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NameTable(HashMap<u32, String>);
+pub struct NameTable(HashMap<u32, Arc<str>>);
 
 impl NameTable {
     /// The name of `id`.
     #[must_use]
     pub fn name(&self, id: u32) -> Option<&str> {
-        self.0.get(&id).map(String::as_str)
+        self.0.get(&id).map(AsRef::as_ref)
+    }
+
+    /// The name of `id`, shared.
+    #[must_use]
+    pub fn shared(&self, id: u32) -> Option<Arc<str>> {
+        self.0.get(&id).cloned()
     }
 
     /// Entries.
@@ -45,7 +52,7 @@ pub fn parse(reader: impl BufRead) -> NameTable {
             continue;
         }
         if let Ok(id) = id.parse::<u32>() {
-            table.entry(id).or_insert_with(|| name.to_owned());
+            table.entry(id).or_insert_with(|| Arc::from(name));
         }
     }
     NameTable(table)

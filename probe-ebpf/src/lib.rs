@@ -78,4 +78,7 @@ pub mod globals {
     pub const TRACE_UDP: &str = "pl_trace_udp";
     /// `u32`: 1 when TCP is traced by the classic-tracepoint rung.
     pub const CLASSIC_TCP: &str = "pl_classic_tcp";
+    /// `u32`: bytes waiting in the ring buffer before the reader is woken; 0 wakes
+    /// on every event.
+    pub const WAKEUP_BYTES: &str = "pl_wakeup_bytes";
 }

@@ -11,7 +11,7 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::classify::interface_addrs;
@@ -59,8 +59,8 @@ impl AppError {
 /// A running tracer: the kernel side attached and a task forwarding decoded events.
 /// Used by the commands and by tests that want events without a sink.
 pub struct Tracer {
-    /// Decoded events, in ring-buffer order.
-    pub events: mpsc::Receiver<SocketEvent>,
+    /// Decoded events, in ring-buffer order, in batches.
+    pub events: crate::source::EventReceiver,
     loaded: Loaded,
     stats: loader::KernelStats,
     counters: std::sync::Arc<crate::source::SourceCounters>,
@@ -87,7 +87,7 @@ impl Tracer {
         let stats = loaded.take_stats()?;
         let source = EventSource::new(ring, BootClock::now()).map_err(AppError::Source)?;
         let counters = source.counters();
-        let (tx, events) = mpsc::channel(config.queue);
+        let (tx, events) = crate::source::event_channel(config.queue);
         let (stop, stop_rx) = watch::channel(false);
         let reader = tokio::spawn(source.run(tx, stop_rx));
         info!(hooks = loaded.attached.len(), degraded = loaded.degraded.len(), tcp = loaded.tcp_rung.name(), "tracing");
@@ -194,13 +194,11 @@ where
     // should not cost a kernel load.
     let mut sinks = Sinks::start(&config, out)?;
     let mut tracer = Tracer::start(&config.trace)?;
-    let mut events = std::mem::replace(&mut tracer.events, mpsc::channel(1).1);
+    let mut events = std::mem::replace(&mut tracer.events, crate::source::event_channel(1).1);
     let mut flows = Flows::new(&config);
     // Sockets that existed before the hooks were attached; anything that changed
     // since is in the event stream and is folded in after.
-    for ev in tracer.snapshot() {
-        flows.event(&ev);
-    }
+    flows.events(&tracer.snapshot());
 
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -213,23 +211,19 @@ where
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            ev = events.recv() => match ev {
-                Some(ev) => {
-                    flows.event(&ev);
+            batch = events.recv() => match batch {
+                Some(batch) => {
+                    flows.events(&batch);
                     // Take what is already queued without yielding, in bounded bites.
-                    for _ in 0..4096 {
-                        let Ok(ev) = events.try_recv() else { break };
-                        flows.event(&ev);
+                    for _ in 0..8 {
+                        let Some(batch) = events.try_recv() else { break };
+                        flows.events(&batch);
                     }
                 }
                 None => open = false,
             },
             _ = tick.tick() => flows.table.tick(boot_ns_now(), &mut flows.batch),
-            _ = snapshot.tick() => {
-                for ev in tracer.snapshot() {
-                    flows.event(&ev);
-                }
-            }
+            _ = snapshot.tick() => flows.events(&tracer.snapshot()),
             _ = inventory.tick() => {
                 let now = boot_ns_now();
                 flows.table.add_interface_addrs(interface_addrs(), now);
@@ -242,8 +236,8 @@ where
 
     info!("stopping: draining events and flushing flows");
     let reader = tracer.finish_reader().await;
-    while let Some(ev) = events.recv().await {
-        flows.event(&ev);
+    while let Some(batch) = events.recv().await {
+        flows.events(&batch);
     }
     let now = boot_ns_now();
     flows.table.tick(now, &mut flows.batch);
@@ -273,13 +267,16 @@ impl Flows {
         Self { table, enricher, batch: Vec::new() }
     }
 
-    /// One event: enrichment reads procfs about its owner while it most likely
-    /// runs, then the table folds it in.
-    fn event(&mut self, ev: &SocketEvent) {
-        if let Some(owner) = &ev.owner {
-            self.enricher.observe(&owner.facts(), std::time::Instant::now());
+    /// Events: enrichment reads procfs about their owners while they most likely
+    /// run, then the table folds them in.
+    fn events(&mut self, events: &[SocketEvent]) {
+        let now = std::time::Instant::now();
+        for ev in events {
+            if let Some(owner) = &ev.owner {
+                self.enricher.observe(&owner.facts(), now);
+            }
+            self.table.on_event(ev, &mut self.batch);
         }
-        self.table.on_event(ev, &mut self.batch);
     }
 
     /// The records produced so far, their processes filled by enrichment.
@@ -465,7 +462,7 @@ where
     W: Write + Send + 'static,
 {
     let mut tracer = Tracer::start(&config.trace)?;
-    let events = std::mem::replace(&mut tracer.events, mpsc::channel(1).1);
+    let events = std::mem::replace(&mut tracer.events, crate::source::event_channel(1).1);
     let filter = config.filter;
     let json = config.json;
     let printer = tokio::task::spawn_blocking(move || print_events(events, out, filter, json));
@@ -491,7 +488,7 @@ where
 /// the channel is momentarily empty so lines appear promptly. A closed output (the
 /// reader of a pipe went away) ends printing quietly; events keep being consumed.
 fn print_events<W: Write>(
-    mut events: mpsc::Receiver<SocketEvent>,
+    mut events: crate::source::EventReceiver,
     out: W,
     filter: crate::sink::watch::EventFilter,
     json: bool,
@@ -499,19 +496,20 @@ fn print_events<W: Write>(
     let mut out = io::BufWriter::with_capacity(64 * 1024, out);
     let mut printed = 0u64;
     let mut closed = false;
-    while let Some(ev) = events.blocking_recv() {
+    while let Some(batch) = events.blocking_recv() {
         if closed {
             continue;
         }
         let mut result = Ok(());
-        if filter.accepts(&ev) {
-            result = if json { write_json(&mut out, &ev) } else { write_text(&mut out, &ev) };
-            if result.is_ok() {
-                printed += 1;
+        for ev in batch.iter().filter(|ev| filter.accepts(ev)) {
+            result = if json { write_json(&mut out, ev) } else { write_text(&mut out, ev) };
+            if result.is_err() {
+                break;
             }
+            printed += 1;
         }
-        // Flush whenever nothing else is queued, whether or not this event was
-        // printed: an earlier line may still sit in the buffer.
+        // Flush whenever nothing else is queued, whether or not this batch printed
+        // anything: an earlier line may still sit in the buffer.
         if result.is_ok() && events.is_empty() {
             result = out.flush();
         }

@@ -14,7 +14,7 @@
 //! The flow table feeds [`HostAddrs`] as events arrive and asks [`classify`] once per
 //! flow, when its first record is emitted.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 
 use serde::Serialize;

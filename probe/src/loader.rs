@@ -502,11 +502,15 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
     let filter_netns: u32 = u32::from(!config.netns.is_empty());
     let trace_udp: u32 = u32::from(config.udp);
     let classic_tcp: u32 = u32::from(classic);
+    // An eighth of the ring: the reader wakes well before it fills; between wakeups
+    // its timer drains the rest.
+    let wakeup_bytes: u32 = config.ring_buffer_bytes / 8;
     let mut ebpf = EbpfLoader::new()
         .btf(Some(btf))
         .override_global(globals::NETNS_FILTER, &filter_netns, true)
         .override_global(globals::TRACE_UDP, &trace_udp, true)
         .override_global(globals::CLASSIC_TCP, &classic_tcp, true)
+        .override_global(globals::WAKEUP_BYTES, &wakeup_bytes, true)
         .map_max_entries(maps::EVENTS, config.ring_buffer_bytes)
         // The cookie-keyed owner map is preallocated: keep it tiny when unused.
         .map_max_entries(maps::OWNERS_BY_COOKIE, if classic { OWNERS_BY_COOKIE_ENTRIES } else { 1 })

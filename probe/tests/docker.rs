@@ -34,9 +34,10 @@ fn container_flow(probe: &mut ProbeProcess, id: &str, port: u16) -> Value {
 }
 
 /// A client and a server on the container's own loopback, the client retrying until
-/// the server listens.
+/// the server listens; the container then stays a second, as containers do, which
+/// lets the probe read its files after the short-lived nc processes are gone.
 const LOOPBACK_EXCHANGE: &str =
-    "nc -l -p 8080 >/dev/null & until echo hello | nc -w 1 127.0.0.1 8080; do sleep 0.05; done; wait";
+    "nc -l -p 8080 >/dev/null & until echo hello | nc -w 1 127.0.0.1 8080; do sleep 0.05; done; wait; sleep 1";
 
 #[test]
 fn container_loopback_flow_names_the_container_and_its_pod() {

@@ -50,7 +50,7 @@ impl Events {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             match tokio::time::timeout(left, self.tracer.events.recv()).await {
-                Ok(Some(ev)) => self.seen.push(ev),
+                Ok(Some(batch)) => self.seen.extend(batch),
                 Ok(None) => panic!("event stream ended while waiting for {what}"),
                 Err(tokio::time::error::Elapsed { .. }) => panic!(
                     "timed out waiting for {count} x {what}: matched {} of {} events; last events:\n{:#?}",
@@ -73,7 +73,7 @@ impl Events {
         while let Ok(Some(ev)) =
             tokio::time::timeout(until.saturating_duration_since(Instant::now()), self.tracer.events.recv()).await
         {
-            self.seen.push(ev);
+            self.seen.extend(ev);
         }
     }
 

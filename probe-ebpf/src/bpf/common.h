@@ -50,9 +50,14 @@ static __always_inline struct pl_event *event_reserve(__u16 kind)
 
 static __always_inline void event_submit(struct pl_event *ev)
 {
+	__u64 flags = 0;
+
 	if (!(ev->flags & PL_F_OWNER_KNOWN))
 		stat_inc(PL_STAT_NO_OWNER);
-	bpf_ringbuf_submit(ev, 0);
+	if (pl_wakeup_bytes)
+		flags = bpf_ringbuf_query(&pl_events, BPF_RB_AVAIL_DATA) >= pl_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+											 : BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(ev, flags);
 }
 
 static __always_inline __u32 sk_netns(const struct sock *sk)

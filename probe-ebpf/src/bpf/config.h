@@ -19,4 +19,9 @@ const volatile __u32 pl_trace_udp = 1;
  * kept in pl_owners_by_cookie. */
 const volatile __u32 pl_classic_tcp = 0;
 
+/* Wake the reader only once this many bytes wait in the ring buffer; the reader
+ * also drains on a short timer, so nothing waits longer than that. Batching
+ * wakeups is what keeps the probe cheap at high event rates. 0 wakes every time. */
+const volatile __u32 pl_wakeup_bytes = 0;
+
 #endif /* PL_CONFIG_H */

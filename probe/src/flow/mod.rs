@@ -15,7 +15,9 @@
 pub mod id;
 pub mod record;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -89,7 +91,7 @@ impl Half {
             netns: ev.netns,
             local: ev.local,
             remote: ev.remote,
-            owner: ev.owner.clone(),
+            owner: ev.owner,
             sent_bytes: 0,
             recv_bytes: 0,
             sent_packets: 0,
@@ -237,17 +239,17 @@ impl FlowTable {
             config,
             clock,
             boot_id,
-            flows: HashMap::new(),
+            flows: HashMap::default(),
             next_flow: 0,
             created: VecDeque::new(),
-            tcp_by_cookie: HashMap::new(),
-            udp_by_peer: HashMap::new(),
-            udp_peers_of: HashMap::new(),
-            by_tuple: HashMap::new(),
-            listens: HashMap::new(),
+            tcp_by_cookie: HashMap::default(),
+            udp_by_peer: HashMap::default(),
+            udp_peers_of: HashMap::default(),
+            by_tuple: HashMap::default(),
+            listens: HashMap::default(),
             host: HostAddrs::default(),
-            local_ips: HashMap::new(),
-            deps: HashMap::new(),
+            local_ips: HashMap::default(),
+            deps: HashMap::default(),
             counters: FlowCounters::default(),
         }
     }
@@ -401,13 +403,8 @@ impl FlowTable {
     fn on_listen(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
         self.see_local_ip(ev.local.ip(), ev.boot_ns);
         self.host.listen(ev.netns, ev.proto, ev.local.port());
-        let entry = ListenEntry {
-            proto: ev.proto,
-            local: ev.local,
-            netns: ev.netns,
-            owner: ev.owner.clone(),
-            first_ns: ev.boot_ns,
-        };
+        let entry =
+            ListenEntry { proto: ev.proto, local: ev.local, netns: ev.netns, owner: ev.owner, first_ns: ev.boot_ns };
         out.push(self.listen_record(&entry, FlowState::Open, ev.boot_ns));
         self.listens.insert(ev.cookie, entry);
     }
@@ -417,7 +414,7 @@ impl FlowTable {
             proto: ev.proto,
             local: ev.local,
             netns: ev.netns,
-            owner: ev.owner.clone(),
+            owner: ev.owner,
             first_ns: ev.boot_ns,
         });
         self.host.unlisten(entry.netns, entry.proto, entry.local.port());

@@ -9,7 +9,8 @@ use serde::{Serialize, Serializer};
 
 use crate::classify::Direction;
 use crate::sink::timefmt::epoch_seconds;
-use crate::source::{Owner, Proto};
+use crate::source::{Comm, Owner, Proto};
+use packetless_enrich::Shared;
 
 fn ser_time<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(epoch_seconds(*t))
@@ -28,7 +29,7 @@ pub struct Process {
     /// Thread that created, connected or accepted the socket.
     pub tid: u32,
     /// Command name.
-    pub comm: String,
+    pub comm: Comm,
     /// User id.
     pub uid: u32,
     /// Group id.
@@ -39,28 +40,28 @@ pub struct Process {
     pub netns: u32,
     /// Executable: its path from procfs, else the basename the kernel recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<String>,
+    pub exe: Option<Shared>,
     /// Command line (arguments joined by spaces, at most 4096 bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cmdline: Option<String>,
+    pub cmdline: Option<Shared>,
     /// User name, from the process's own `/etc/passwd` (the container's, in one).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<Shared>,
     /// Group name, likewise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
+    pub group: Option<Shared>,
     /// Parent process id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ppid: Option<u32>,
     /// Parent's command name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_comm: Option<String>,
+    pub parent_comm: Option<Comm>,
     /// Parent's executable path.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_exe: Option<String>,
+    pub parent_exe: Option<Shared>,
     /// The container the process runs in.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<packetless_enrich::Container>,
+    pub container: Option<std::sync::Arc<packetless_enrich::Container>>,
     /// Start time (`CLOCK_BOOTTIME` ns): with the pid, the key of enrichment caches.
     #[serde(skip)]
     pub start_ns: u64,
@@ -70,21 +71,20 @@ impl Process {
     /// The process of a socket owner, with what the kernel recorded.
     #[must_use]
     pub fn from_owner(owner: &Owner, netns: u32) -> Self {
-        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         Self {
             pid: owner.pid,
             tid: owner.tid,
-            comm: owner.comm.clone(),
+            comm: owner.comm,
             uid: owner.uid,
             gid: owner.gid,
             cgroup_id: owner.cgroup_id,
             netns,
-            exe: nonempty(&owner.exe),
+            exe: (!owner.exe.is_empty()).then(|| Shared::from(owner.exe.as_str())),
             cmdline: None,
             user: None,
             group: None,
             ppid: (owner.ppid != 0).then_some(owner.ppid),
-            parent_comm: nonempty(&owner.parent_comm),
+            parent_comm: (!owner.parent_comm.is_empty()).then_some(owner.parent_comm),
             parent_exe: None,
             container: None,
             start_ns: owner.start_ns,

@@ -120,8 +120,92 @@ impl TcpState {
     }
 }
 
+/// A short string stored inline (no allocation): command names and executable
+/// basenames, copied with every event.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ShortStr<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+}
+
+impl<const N: usize> ShortStr<N> {
+    /// `s`, cut at `N` bytes on a character boundary.
+    #[must_use]
+    pub fn new(s: &str) -> Self {
+        let mut end = s.len().min(N).min(usize::from(u8::MAX));
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0u8; N];
+        bytes[..end].copy_from_slice(&s.as_bytes()[..end]);
+        // end <= u8::MAX by the min above.
+        Self { bytes, len: u8::try_from(end).unwrap_or(u8::MAX) }
+    }
+
+    /// A NUL-padded C string (invalid UTF-8 is replaced).
+    #[must_use]
+    pub fn from_c(bytes: &[u8]) -> Self {
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        Self::new(&String::from_utf8_lossy(&bytes[..end]))
+    }
+
+    /// The string.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl<const N: usize> Default for ShortStr<N> {
+    fn default() -> Self {
+        Self { bytes: [0; N], len: 0 }
+    }
+}
+
+impl<const N: usize> std::ops::Deref for ShortStr<N> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for ShortStr<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> std::fmt::Display for ShortStr<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> From<&str> for ShortStr<N> {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl<const N: usize> PartialEq<&str> for ShortStr<N> {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl<const N: usize> serde::Serialize for ShortStr<N> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A command name (`comm`, at most 15 bytes in the kernel).
+pub type Comm = ShortStr<16>;
+/// An executable basename as the kernel records it (cut at 31 bytes).
+pub type ExeName = ShortStr<32>;
+
 /// The process that owns a socket, as the kernel recorded it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Owner {
     /// Process id (tgid).
     pub pid: u32,
@@ -132,7 +216,7 @@ pub struct Owner {
     /// Group id.
     pub gid: u32,
     /// Command name (`comm`, at most 15 bytes).
-    pub comm: String,
+    pub comm: Comm,
     /// cgroup v2 id.
     pub cgroup_id: u64,
     /// Taken from the task running at this event rather than from socket storage.
@@ -140,9 +224,9 @@ pub struct Owner {
     /// Parent process id (0 when unknown).
     pub ppid: u32,
     /// Parent's command name.
-    pub parent_comm: String,
+    pub parent_comm: Comm,
     /// Basename of the executable, as the kernel had it (at most 31 bytes).
-    pub exe: String,
+    pub exe: ExeName,
     /// Process start, `CLOCK_BOOTTIME` nanoseconds: with the pid, a key that survives
     /// pid reuse.
     pub start_ns: u64,
@@ -396,11 +480,6 @@ fn addr(family: u16, bytes: &[u8; 16], port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-fn comm(bytes: &[u8]) -> String {
-    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
-}
-
 fn nonzero_duration(ns: u64) -> Option<Duration> {
     (ns != 0).then(|| Duration::from_nanos(ns))
 }
@@ -434,12 +513,12 @@ impl SocketEvent {
             tid: raw.tid,
             uid: raw.uid,
             gid: raw.gid,
-            comm: comm(&raw.comm),
+            comm: Comm::from_c(&raw.comm),
             cgroup_id: raw.cgroup_id,
             from_current: raw.flags & flags::OWNER_CURRENT != 0,
             ppid: raw.ppid,
-            parent_comm: comm(&raw.parent_comm),
-            exe: comm(&raw.exe),
+            parent_comm: Comm::from_c(&raw.parent_comm),
+            exe: ExeName::from_c(&raw.exe),
             start_ns: raw.start_ns,
         });
         let detail = match kind {
@@ -580,6 +659,14 @@ mod tests {
         assert_eq!(ev.owner.as_ref().map(|o| (o.pid, o.tid, o.comm.as_str())), Some((42, 43, "curl")));
         assert_eq!(ev.time, SystemTime::UNIX_EPOCH + Duration::from_secs(1001));
         assert_eq!(ev.detail, Detail::Connect { latency: Some(Duration::from_micros(150)), srtt_us: 0 });
+    }
+
+    #[test]
+    fn short_strings_cut_on_character_boundaries() {
+        assert_eq!(Comm::from_c(b"curl\0\0\0").as_str(), "curl");
+        assert_eq!(Comm::new("a-very-long-command-name").as_str(), "a-very-long-comm");
+        assert_eq!(ShortStr::<3>::new("é€").as_str(), "é", "never half a character");
+        assert_eq!(Comm::default().as_str(), "");
     }
 
     #[test]

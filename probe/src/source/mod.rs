@@ -1,25 +1,34 @@
 //! source: the start of the pipeline. Reads the kernel's event ring buffer, decodes
 //! each record once into a [`SocketEvent`], and pushes it into a bounded channel.
 //!
-//! Kernel -> `pl_events` ring buffer -> [`EventSource::run`] -> `mpsc` channel -> the
-//! next stage (watch printer, flow table). When the channel is full the event is
-//! dropped and counted in [`SourceCounters::channel_full`]; a record that does not
-//! decode is counted in [`SourceCounters::decode_errors`]. Nothing blocks the reader.
+//! Kernel -> `pl_events` ring buffer -> [`EventSource::run`] -> [`event_channel`] (batches
+//! of events) -> the next stage (watch printer, flow table). When the channel holds
+//! its capacity in events, new events are dropped and counted in
+//! [`SourceCounters::channel_full`]; a record that does not decode is counted in
+//! [`SourceCounters::decode_errors`]. Nothing blocks the reader.
 
 pub mod clock;
 pub mod event;
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
+
 use tracing::warn;
 
 pub use clock::BootClock;
-pub use event::{ConnectError, DecodeError, Detail, Opening, Owner, Proto, SocketEvent, TcpCounters, TcpState};
+pub use event::{
+    Comm, ConnectError, DecodeError, Detail, ExeName, Opening, Owner, Proto, ShortStr, SocketEvent, TcpCounters,
+    TcpState,
+};
+
+/// Longest time an event waits in the ring buffer when the kernel does not wake
+/// the reader.
+pub const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Counters of the source stage. Written by the reader only; read by anyone.
 #[derive(Debug, Default)]
@@ -35,6 +44,80 @@ pub struct SourceCounters {
 impl SourceCounters {
     fn bump(counter: &AtomicU64) -> u64 {
         counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Events per batch handed to the next stage (one channel operation each).
+const BATCH: usize = 1024;
+
+/// A channel of event batches bounded by the number of events it holds.
+#[must_use]
+pub fn event_channel(capacity: usize) -> (EventSender, EventReceiver) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
+    (EventSender { tx, queued: Arc::clone(&queued), capacity }, EventReceiver { rx, queued })
+}
+
+/// The reader's end of [`event_channel`].
+#[derive(Debug)]
+pub struct EventSender {
+    tx: mpsc::UnboundedSender<Vec<SocketEvent>>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+impl EventSender {
+    /// Queues a batch; gives it back when the channel is full (or closed).
+    fn send(&self, batch: Vec<SocketEvent>) -> Result<(), Vec<SocketEvent>> {
+        let n = batch.len();
+        if self.queued.load(Ordering::Relaxed) + n > self.capacity {
+            return Err(batch);
+        }
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        self.tx.send(batch).map_err(|e| {
+            self.queued.fetch_sub(n, Ordering::Relaxed);
+            e.0
+        })
+    }
+}
+
+/// The next stage's end of [`event_channel`].
+#[derive(Debug)]
+pub struct EventReceiver {
+    rx: mpsc::UnboundedReceiver<Vec<SocketEvent>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl EventReceiver {
+    fn took(&self, batch: Option<Vec<SocketEvent>>) -> Option<Vec<SocketEvent>> {
+        if let Some(b) = &batch {
+            self.queued.fetch_sub(b.len(), Ordering::Relaxed);
+        }
+        batch
+    }
+
+    /// The next batch; `None` once the reader has stopped and everything was taken.
+    pub async fn recv(&mut self) -> Option<Vec<SocketEvent>> {
+        let batch = self.rx.recv().await;
+        self.took(batch)
+    }
+
+    /// The next batch if one is queued.
+    pub fn try_recv(&mut self) -> Option<Vec<SocketEvent>> {
+        let batch = self.rx.try_recv().ok();
+        self.took(batch)
+    }
+
+    /// The next batch, blocking the thread (not for use inside the runtime).
+    pub fn blocking_recv(&mut self) -> Option<Vec<SocketEvent>> {
+        let batch = self.rx.blocking_recv();
+        self.took(batch)
+    }
+
+    /// Whether nothing is queued.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
     }
 }
 
@@ -69,7 +152,12 @@ impl EventSource {
     ///
     /// # Errors
     /// When polling the ring buffer's fd fails.
-    pub async fn run(mut self, tx: mpsc::Sender<SocketEvent>, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+    pub async fn run(mut self, tx: EventSender, mut shutdown: watch::Receiver<bool>) -> io::Result<()> {
+        // The kernel wakes the reader only when a good part of the ring is waiting
+        // (pl_wakeup_bytes): this timer bounds how long a quiet trickle of events
+        // waits.
+        let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
@@ -79,6 +167,7 @@ impl EventSource {
                         return Ok(());
                     }
                 }
+                _ = tick.tick() => self.drain(&tx),
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard?;
                     let clock = self.clock;
@@ -90,29 +179,24 @@ impl EventSource {
         }
     }
 
-    fn drain(&mut self, tx: &mpsc::Sender<SocketEvent>) {
+    fn drain(&mut self, tx: &EventSender) {
         let clock = self.clock;
         let counters = Arc::clone(&self.counters);
         drain_ring(self.ring.get_mut(), &clock, &counters, tx);
     }
 }
 
-/// Everything currently in the ring buffer, decoded and forwarded.
-fn drain_ring(
-    ring: &mut RingBuf<MapData>,
-    clock: &BootClock,
-    counters: &SourceCounters,
-    tx: &mpsc::Sender<SocketEvent>,
-) {
+/// Everything currently in the ring buffer, decoded and forwarded in batches.
+fn drain_ring(ring: &mut RingBuf<MapData>, clock: &BootClock, counters: &SourceCounters, tx: &EventSender) {
+    // Batches start small: a quiet ring costs no large allocation per drain.
+    let mut batch = Vec::with_capacity(64);
     while let Some(item) = ring.next() {
         SourceCounters::bump(&counters.received);
         match SocketEvent::decode(&item, clock) {
             Ok(event) => {
-                if tx.try_send(event).is_err() {
-                    let n = SourceCounters::bump(&counters.channel_full);
-                    if n.is_power_of_two() {
-                        warn!(dropped = n, "next stage is not keeping up; events dropped");
-                    }
+                batch.push(event);
+                if batch.len() == BATCH {
+                    forward(std::mem::replace(&mut batch, Vec::with_capacity(64)), counters, tx);
                 }
             }
             Err(error) => {
@@ -122,5 +206,15 @@ fn drain_ring(
                 }
             }
         }
+    }
+    if !batch.is_empty() {
+        forward(batch, counters, tx);
+    }
+}
+
+fn forward(batch: Vec<SocketEvent>, counters: &SourceCounters, tx: &EventSender) {
+    if let Err(lost) = tx.send(batch) {
+        let n = counters.channel_full.fetch_add(lost.len() as u64, Ordering::Relaxed) + lost.len() as u64;
+        warn!(dropped = lost.len(), total = n, "next stage is not keeping up; events dropped");
     }
 }

@@ -158,24 +158,25 @@ impl ProcessKeys {
 
 /// The name ntopng shows for a process: its executable path when known (as nProbe
 /// Agent does), else its command name.
-fn process_name(exe: Option<&String>, comm: &str) -> String {
-    exe.filter(|e| e.starts_with('/')).cloned().unwrap_or_else(|| comm.to_owned())
+fn process_name(exe: Option<&str>, comm: &str) -> String {
+    exe.filter(|e| e.starts_with('/')).unwrap_or(comm).to_owned()
 }
 
 fn process_fields(p: &Process, keys: &ProcessKeys, out: &mut Vec<(u32, Value)>) {
     out.push((keys.pid, Value::Uint(u64::from(p.pid))));
-    out.push((keys.name, Value::Str(process_name(p.exe.as_ref(), &p.comm))));
+    out.push((keys.name, Value::Str(process_name(p.exe.as_deref(), &p.comm))));
     out.push((keys.uid, Value::Uint(u64::from(p.uid))));
     if let Some(user) = &p.user {
-        out.push((keys.user, Value::Str(user.clone())));
+        out.push((keys.user, Value::Str(user.to_string())));
     }
     if let Some(cmdline) = &p.cmdline {
-        out.push((keys.cmdline, Value::Str(cmdline.clone())));
+        out.push((keys.cmdline, Value::Str(cmdline.to_string())));
     }
     if let Some(ppid) = p.ppid {
         out.push((keys.father_pid, Value::Uint(u64::from(ppid))));
-        if let Some(parent) = p.parent_exe.as_ref().or(p.parent_comm.as_ref()) {
-            out.push((keys.father_name, Value::Str(parent.clone())));
+        let parent = p.parent_exe.as_deref().map(str::to_owned).or_else(|| p.parent_comm.map(|c| c.to_string()));
+        if let Some(parent) = parent {
+            out.push((keys.father_name, Value::Str(parent)));
         }
     }
     if let Some(container) = &p.container {
@@ -314,7 +315,7 @@ mod tests {
             k8s_container: Some("api".into()),
             pod_uid: None,
         };
-        r.src_process.as_mut().unwrap().container = Some(pod);
+        r.src_process.as_mut().unwrap().container = Some(std::sync::Arc::new(pod));
         let plain = packetless_enrich::Container {
             id: "def".into(),
             runtime: "docker",
@@ -325,7 +326,7 @@ mod tests {
             k8s_container: None,
             pod_uid: None,
         };
-        r.dst_process.as_mut().unwrap().container = Some(plain);
+        r.dst_process.as_mut().unwrap().container = Some(std::sync::Arc::new(plain));
         let objects = container_objects(&r);
         assert_eq!(objects[0].0, "SRC_CONTAINER");
         assert_eq!(objects[0].1["K8S"]["NS"], "prod");

@@ -369,7 +369,7 @@ impl Exporter {
         if l.state == FlowState::Closed {
             self.listens.remove(&key);
         } else {
-            self.listens.insert(key, l.process.as_ref().map(|p| p.comm.clone()).unwrap_or_default());
+            self.listens.insert(key, l.process.as_ref().map(|p| p.comm.to_string()).unwrap_or_default());
         }
     }
 
