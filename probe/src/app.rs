@@ -90,6 +90,9 @@ impl Tracer {
         let (tx, events) = crate::source::event_channel(config.queue);
         let (stop, stop_rx) = watch::channel(false);
         let reader = tokio::spawn(source.run(tx, stop_rx));
+        // Loading parsed the kernel's whole BTF; hand that memory back to the system.
+        // SAFETY: malloc_trim only releases free heap memory.
+        unsafe { libc::malloc_trim(0) };
         info!(hooks = loaded.attached.len(), degraded = loaded.degraded.len(), tcp = loaded.tcp_rung.name(), "tracing");
         Ok(Self { events, loaded, stats, counters, stop, reader })
     }

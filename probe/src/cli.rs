@@ -75,7 +75,7 @@ pub struct TraceArgs {
 
     /// Size of the kernel's event ring buffer in bytes: a power of two, at least 4096
     /// (suffixes K and M accepted). Raise it if `ringbuf_full` losses are reported.
-    #[arg(long, default_value = "16M", value_name = "BYTES")]
+    #[arg(long, default_value = "8M", value_name = "BYTES")]
     pub ring_buffer_size: String,
 
     /// Events held between the kernel reader and the next stage before new ones are

@@ -67,8 +67,9 @@ fn loopback(ipv6: bool) -> SocketAddr {
     if ipv6 { "[::1]:0" } else { "127.0.0.1:0" }.parse().expect("literal")
 }
 
-/// A TCP echo server on loopback with a deep backlog and `threads` acceptors.
-fn tcp_server(ipv6: bool, threads: u64, payload: usize) -> Result<SocketAddr, String> {
+/// A TCP echo server on loopback with a deep backlog and `threads` acceptors; with
+/// `keep`, accepted connections stay open until the process ends.
+fn tcp_server(ipv6: bool, threads: u64, payload: usize, keep: bool) -> Result<SocketAddr, String> {
     let listener = TcpListener::bind(loopback(ipv6)).map_err(|e| format!("bind: {e}"))?;
     // Re-listening raises the backlog from std's 128, so SYNs are never dropped.
     // SAFETY: a valid listening socket fd.
@@ -79,9 +80,13 @@ fn tcp_server(ipv6: bool, threads: u64, payload: usize) -> Result<SocketAddr, St
         let listener = Arc::clone(&listener);
         std::thread::spawn(move || {
             let mut buf = vec![0u8; payload.max(1)];
+            let mut kept = Vec::new();
             while let Ok((mut stream, _)) = listener.accept() {
                 if payload > 0 && stream.read_exact(&mut buf).is_ok() {
                     let _ = stream.write_all(&buf);
+                }
+                if keep {
+                    kept.push(stream);
                 }
             }
         });
@@ -130,7 +135,9 @@ fn report(mode: &str, target: SocketAddr, done: u64, errors: u64, elapsed: Durat
     let secs = elapsed.as_secs_f64();
     #[allow(clippy::cast_precision_loss, reason = "counts far below 2^53")]
     let rate = done as f64 / secs;
-    println!(
+    // The reader may be gone (a benchmark that took what it needed): not an error.
+    let _ = writeln!(
+        std::io::stdout(),
         "{{\"mode\":\"{mode}\",\"target\":\"{target}\",\"port\":{},\"count\":{done},\"errors\":{errors},\"seconds\":{secs:.6},\"rate\":{rate:.1}}}",
         target.port()
     );
@@ -141,7 +148,7 @@ fn run(o: &Options) -> Result<(), String> {
         "tcp-storm" => {
             let target = match o.target {
                 Some(t) => t,
-                None => tcp_server(o.ipv6, o.threads, o.payload)?,
+                None => tcp_server(o.ipv6, o.threads, o.payload, false)?,
             };
             let payload = o.payload;
             let start = Instant::now();
@@ -175,7 +182,7 @@ fn run(o: &Options) -> Result<(), String> {
         "hold" => {
             let target = match o.target {
                 Some(t) => t,
-                None => tcp_server(o.ipv6, 2, 0)?,
+                None => tcp_server(o.ipv6, 2, 0, true)?,
             };
             let start = Instant::now();
             let mut held = Vec::new();
@@ -200,7 +207,24 @@ fn run(o: &Options) -> Result<(), String> {
     Ok(())
 }
 
+/// Room for many sockets (`hold`): as many descriptors as the kernel allows.
+fn raise_fd_limit() {
+    let max =
+        std::fs::read_to_string("/proc/sys/fs/nr_open").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1 << 20);
+    let limit = libc::rlimit { rlim_cur: max, rlim_max: max };
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const limit) } != 0 {
+        let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes into the struct we own.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut current) };
+        let soft = libc::rlimit { rlim_cur: current.rlim_max, rlim_max: current.rlim_max };
+        // SAFETY: as above.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const soft) };
+    }
+}
+
 fn main() -> ExitCode {
+    raise_fd_limit();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse(&args).and_then(|o| run(&o)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,354 @@
+//! pl-bench: packetless's end-to-end benchmark, one command, one run.
+//!
+//! ```text
+//! cargo build --release --workspace
+//! sudo target/release/pl-bench [--connections 500000] [--rounds 2] [--hold 50000] [--threads 1]
+//! ```
+//!
+//! It measures, on this machine and in one run:
+//! - start-up: from exec of `packetless watch --json` to the first event printed;
+//! - connection storms (pl-load: connect + close over loopback), alternating rounds
+//!   without and with `packetless run` exporting TLV over ZMQ to a subscriber in this
+//!   process: the throughput ratio, the probe's CPU seconds per 1000 connections
+//!   (user + system, from /proc), its peak RSS, kernel-side misses, channel and
+//!   export drops, and flow records received against connections made;
+//! - memory with many live flows: RSS of the probe while pl-load holds N connections.
+//!
+//! Results are printed as a Markdown table (docs/BENCHMARKS.md keeps them) and as one
+//! JSON line. It needs root (the probe loads eBPF) and the sibling binaries
+//! `packetless` and `pl-load` of the same build.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use packetless::sink::zmq::socket::{self, Context};
+use packetless_wire::header::Header;
+use packetless_wire::{fields, tlv};
+use serde_json::{json, Value};
+
+struct Options {
+    connections: u64,
+    rounds: u32,
+    hold: u64,
+    threads: u32,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options { connections: 500_000, rounds: 2, hold: 50_000, threads: 1 };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let bad = |_| format!("bad value for {flag}");
+        match flag.as_str() {
+            "--connections" => o.connections = value.parse().map_err(bad)?,
+            "--rounds" => o.rounds = value.parse().map_err(bad)?,
+            "--hold" => o.hold = value.parse().map_err(bad)?,
+            "--threads" => o.threads = value.parse().map_err(bad)?,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn sibling(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().expect("a directory").join(name)
+}
+
+/// Flow records received by the in-process collector, per destination port.
+#[derive(Default)]
+struct Collected {
+    by_port: HashMap<u64, u64>,
+    messages: u64,
+}
+
+fn collector(port: u16, stop: Arc<AtomicBool>, seen: Arc<Mutex<Collected>>) -> std::thread::JoinHandle<()> {
+    let ctx = Context::new().expect("zmq context");
+    let sub = ctx.socket(socket::SUB).expect("SUB socket");
+    sub.set_int(socket::OPT_RCVHWM, 1_000_000).expect("rcvhwm");
+    sub.set_bytes(socket::OPT_SUBSCRIBE, b"flow").expect("subscribe");
+    sub.set_int(socket::OPT_RCVTIMEO, 200).expect("timeout");
+    sub.bind(&format!("tcp://127.0.0.1:{port}")).expect("bind the collector");
+    std::thread::spawn(move || {
+        let _ctx = ctx;
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(frames) = sub.recv_multipart(0) else { continue };
+            let (Some(header), Some(payload)) = (frames.first(), frames.get(1)) else { continue };
+            if Header::decode(header).is_err() {
+                continue;
+            }
+            let Ok(records) = tlv::decode(payload) else { continue };
+            let mut seen = seen.lock().expect("collector state");
+            seen.messages += 1;
+            for record in records {
+                let port = record.iter().find_map(|(k, v)| match (k, v) {
+                    (tlv::Key::Id(fields::L4_DST_PORT), tlv::Value::Uint(p)) => Some(*p),
+                    _ => None,
+                });
+                if let Some(p) = port {
+                    *seen.by_port.entry(p).or_default() += 1;
+                }
+            }
+        }
+    })
+}
+
+/// Runs pl-load with `args` and returns its JSON report line(s).
+fn load(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(sibling("pl-load")).args(args).output().expect("pl-load runs");
+    assert!(out.status.success(), "pl-load {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+struct Probe {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Probe {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(sibling("packetless"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("packetless runs");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped");
+        let keep = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains(" tracing ") {
+                    let _ = tx.send(());
+                }
+                keep.lock().expect("log").push_str(&line);
+                keep.lock().expect("log").push('\n');
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(30)).expect("the probe starts tracing");
+        Self { child, log }
+    }
+
+    /// (user + system CPU seconds, peak RSS in KiB) so far.
+    fn usage(&self) -> (f64, u64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+            + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        // SAFETY: sysconf has no preconditions.
+        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib = |key: &str| {
+            status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok())
+        };
+        #[allow(clippy::cast_precision_loss, reason = "CPU ticks of a benchmark run")]
+        let cpu = ticks as f64 / hz as f64;
+        (cpu, kib("VmHWM:").unwrap_or(0))
+    }
+
+    fn rss_now(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Stops the probe and returns its final counters (the "final counters" log line).
+    fn stop(mut self) -> Value {
+        // SAFETY: kill with our child's pid.
+        unsafe { libc::kill(i32::try_from(self.child.id()).expect("pid"), libc::SIGTERM) };
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log.lock().expect("log").clone();
+            if let Some(json) = log.lines().find_map(|l| l.split_once("stats=").map(|(_, j)| j.trim().to_owned())) {
+                let json = json.split('\u{1b}').next().unwrap_or_default().to_owned();
+                return serde_json::from_str(&json).unwrap_or(Value::Null);
+            }
+            if Instant::now() > deadline {
+                return Value::Null;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn wait_records(seen: &Mutex<Collected>, port: u64, want: u64, patience: Duration) -> u64 {
+    let deadline = Instant::now() + patience;
+    loop {
+        let got = seen.lock().expect("state").by_port.get(&port).copied().unwrap_or(0);
+        if got >= want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Exec of `packetless watch` to its first printed event (a loopback connection
+/// made every few milliseconds meanwhile).
+fn startup() -> Duration {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || while listener.accept().is_ok() {});
+    let start = Instant::now();
+    let mut child = Command::new(sibling("packetless"))
+        .args(["watch", "--json", "-t", "-o", "--log-level", "warn"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("packetless runs");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(&format!("\"remote_port\":{port}")) {
+                let _ = tx.send(());
+                break;
+            }
+        }
+    });
+    let elapsed = loop {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        if rx.recv_timeout(Duration::from_millis(2)).is_ok() {
+            break start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "watch printed nothing");
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    elapsed
+}
+
+#[allow(clippy::too_many_lines, reason = "one benchmark script, read top to bottom")]
+fn main() {
+    let o = match options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("pl-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let per_round = (o.connections / u64::from(o.rounds.max(1))).max(1);
+    let threads = o.threads.to_string();
+    let zmq_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Collected::default()));
+    let collector = collector(zmq_port, Arc::clone(&stop), Arc::clone(&seen));
+    let zmq = format!("tcp://127.0.0.1:{zmq_port}c");
+    let probe_args = ["run", "--zmq", &zmq, "--output", "none", "--log-level", "info", "--no-docker"];
+
+    let startup = startup();
+    eprintln!("startup: {startup:?}");
+
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let (mut cpu, mut peak_rss, mut made, mut received) = (0.0, 0u64, 0u64, 0u64);
+    let mut finals = Vec::new();
+    for round in 0..o.rounds {
+        let base = &load(&["tcp-storm", "--connections", &per_round.to_string(), "--threads", &threads])[0];
+        without.push(base["rate"].as_f64().unwrap_or(0.0));
+        let probe = Probe::start(&probe_args);
+        let (cpu_before, _) = probe.usage();
+        let report = &load(&["tcp-storm", "--connections", &per_round.to_string(), "--threads", &threads])[0];
+        let port = report["port"].as_u64().unwrap_or(0);
+        with.push(report["rate"].as_f64().unwrap_or(0.0));
+        let got = wait_records(&seen, port, per_round, Duration::from_secs(60));
+        let (cpu_after, rss) = probe.usage();
+        cpu += cpu_after - cpu_before;
+        peak_rss = peak_rss.max(rss);
+        made += per_round;
+        received += got;
+        finals.push(probe.stop());
+        eprintln!(
+            "round {round}: without {:.0}/s, with {:.0}/s, records {got}/{per_round}",
+            without[round as usize], with[round as usize]
+        );
+    }
+
+    // Memory with many live flows.
+    let probe = Probe::start(&[
+        "run",
+        "--zmq",
+        &zmq,
+        "--output",
+        "none",
+        "--log-level",
+        "info",
+        "--no-docker",
+        "--pair-window",
+        "200ms",
+    ]);
+    let idle_rss = probe.rss_now();
+    let mut hold = Command::new(sibling("pl-load"))
+        .args(["hold", "--connections", &o.hold.to_string(), "--seconds", "20"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("pl-load hold");
+    let mut first = String::new();
+    BufReader::new(hold.stdout.take().expect("piped")).read_line(&mut first).expect("hold reports");
+    let hold_port = serde_json::from_str::<Value>(&first).ok().and_then(|v| v["port"].as_u64()).unwrap_or(0);
+    let opened = wait_records(&seen, hold_port, o.hold, Duration::from_secs(60));
+    let live_rss = probe.rss_now();
+    let _ = hold.kill();
+    let _ = hold.wait();
+    let hold_final = probe.stop();
+    stop.store(true, Ordering::Relaxed);
+    let _ = collector.join();
+
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (base, probed) = (median(&mut without), median(&mut with));
+    #[allow(clippy::cast_precision_loss, reason = "connection counts far below 2^53")]
+    let us_per_connection = cpu / made as f64 * 1e6;
+    let sum = |key: &str| -> u64 { finals.iter().map(|f| f.pointer(key).and_then(Value::as_u64).unwrap_or(0)).sum() };
+    let kernel_misses: u64 =
+        ["ringbuf_full", "storage_fail", "accept_map_full", "accept_read_fail", "udp_peer_map_full"]
+            .iter()
+            .map(|k| sum(&format!("/kernel/{k}")))
+            .sum();
+    let summary = json!({
+        "machine": { "cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get) },
+        "startup_ms": startup.as_secs_f64() * 1000.0,
+        "storm": {
+            "connections_per_round": per_round, "rounds": o.rounds, "threads": o.threads,
+            "rate_without": base, "rate_with": probed, "ratio": probed / base,
+            "probe_cpu_seconds": cpu, "cpu_us_per_connection": us_per_connection,
+            "peak_rss_kib": peak_rss,
+            "connections": made, "flow_records": received,
+            "kernel_misses": kernel_misses,
+            "channel_full": sum("/channel_full"),
+            "output_dropped": sum("/output_dropped"),
+            "zmq_dropped": sum("/zmq/dropped_queue_full") + sum("/zmq/dropped_no_collector"),
+        },
+        "live_flows": { "held": o.hold, "open_records": opened, "rss_idle_kib": idle_rss, "rss_kib": live_rss,
+                        "final": hold_final },
+    });
+    println!("| measure | result |");
+    println!("|---|---|");
+    println!("| exec to first event | {:.0} ms |", startup.as_secs_f64() * 1000.0);
+    println!("| storm, connections/s without probe (median of {}) | {base:.0} |", o.rounds);
+    println!("| storm, connections/s with probe | {probed:.0} |");
+    println!("| throughput ratio | {:.3} |", probed / base);
+    println!("| probe CPU per connection | {us_per_connection:.2} us ({cpu:.2} s for {made}) |");
+    println!("| probe peak RSS during storms | {} MiB |", peak_rss / 1024);
+    println!("| flow records received / connections made | {received} / {made} |");
+    println!(
+        "| kernel-side misses, channel drops, export drops | {kernel_misses}, {}, {} |",
+        sum("/channel_full"),
+        sum("/zmq/dropped_queue_full") + sum("/zmq/dropped_no_collector")
+    );
+    println!("| RSS with {opened} live flows (idle: {} MiB) | {} MiB |", idle_rss / 1024, live_rss / 1024);
+    println!("{summary}");
+}

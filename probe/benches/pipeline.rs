@@ -1,0 +1,196 @@
+//! Throughput of the user-side stages, one core, no kernel: decoding raw kernel
+//! records, folding events into the flow table, and encoding flow records as nDPI
+//! TLV (ntopng's format) and as JSON lines.
+//!
+//! `cargo bench -p packetless --bench pipeline` (results: docs/BENCHMARKS.md).
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use packetless::classify::Direction;
+use packetless::flow::{FlowConfig, FlowRecord, FlowState, FlowTable, Process, Record};
+use packetless::sink::json::write_record;
+use packetless::sink::zmq::mapping::flow_fields;
+use packetless::source::{BootClock, Comm, Detail, Opening, Owner, Proto, SocketEvent, TcpCounters, TcpState};
+use packetless_ebpf::abi::{flags, EventKind, RawEvent};
+use packetless_wire::tlv::TlvWriter;
+
+const N: u64 = 10_000;
+
+fn owner(pid: u32) -> Owner {
+    Owner {
+        pid,
+        tid: pid,
+        uid: 1000,
+        gid: 1000,
+        comm: Comm::new("curl"),
+        cgroup_id: 1,
+        from_current: false,
+        ppid: 1,
+        parent_comm: Comm::new("bash"),
+        exe: "curl".into(),
+        start_ns: 1,
+    }
+}
+
+fn record(i: u64) -> FlowRecord {
+    let process = |pid: u32, comm: &str| Process {
+        pid,
+        tid: pid,
+        comm: Comm::new(comm),
+        uid: 33,
+        gid: 33,
+        cgroup_id: 1,
+        netns: 4_026_531_840,
+        exe: Some(format!("/usr/bin/{comm}").into()),
+        cmdline: Some(format!("{comm} --serve").into()),
+        user: Some("www-data".into()),
+        ppid: Some(1),
+        ..Process::default()
+    };
+    FlowRecord {
+        flow_id: format!("{i:016x}"),
+        proto: Proto::Tcp,
+        ip_version: 4,
+        src_ip: "198.51.100.7".parse().unwrap(),
+        src_port: u16::try_from(30_000 + i % 30_000).unwrap(),
+        dst_ip: "203.0.113.9".parse().unwrap(),
+        dst_port: 443,
+        direction: Direction::Outbound,
+        state: FlowState::Closed,
+        first_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+        last_seen: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_001),
+        src_bytes: 1234,
+        dst_bytes: 56789,
+        src_packets: 12,
+        dst_packets: 40,
+        retransmits: 0,
+        src_retransmits: Some(0),
+        dst_retransmits: Some(0),
+        srtt_us: Some(350),
+        connect_latency_us: Some(700.0),
+        end_reason: Some(packetless::flow::EndReason::Fin),
+        connect_error: None,
+        netns: 4_026_531_840,
+        src_process: Some(process(1000, "curl")),
+        dst_process: Some(process(2000, "nginx")),
+    }
+}
+
+fn encoding(c: &mut Criterion) {
+    let records: Vec<FlowRecord> = (0..N).map(record).collect();
+    let mut group = c.benchmark_group("encode");
+    group.throughput(Throughput::Elements(N));
+    group.bench_function("tlv", |b| {
+        let mut w = TlvWriter::with_capacity(1 << 20);
+        b.iter(|| {
+            w.clear();
+            for r in &records {
+                for (key, value) in flow_fields(r) {
+                    w.value(key, &value);
+                }
+                w.end_record();
+            }
+            black_box(w.len())
+        });
+    });
+    let wrapped: Vec<Record> = records.iter().cloned().map(Record::Flow).collect();
+    group.bench_function("json_lines", |b| {
+        let mut out = Vec::with_capacity(1 << 24);
+        b.iter(|| {
+            out.clear();
+            for r in &wrapped {
+                write_record(&mut out, r).unwrap();
+            }
+            black_box(out.len())
+        });
+    });
+    group.finish();
+}
+
+fn event(kind: Detail, cookie: u64, local: &str, remote: &str, at: u64) -> SocketEvent {
+    SocketEvent {
+        time: SystemTime::UNIX_EPOCH,
+        boot_ns: at,
+        cookie,
+        netns: 1,
+        proto: Proto::Tcp,
+        local: local.parse().unwrap(),
+        remote: remote.parse().unwrap(),
+        owner: Some(owner(u32::try_from(cookie % 1000).unwrap())),
+        detail: kind,
+    }
+}
+
+fn flow_table(c: &mut Criterion) {
+    // Per connection: connect, accept, and both closes (loopback, both ends traced).
+    let mut events = Vec::new();
+    for i in 0..N {
+        let port = 10_000 + u16::try_from(i % 50_000).unwrap();
+        let client = format!("127.0.0.1:{port}");
+        let at = i * 1000;
+        let counters =
+            TcpCounters { bytes_sent: 10, bytes_received: 20, segs_in: 3, segs_out: 4, retransmits: 0, srtt_us: 20 };
+        let close = |opening| Detail::Close { from: Some(TcpState::FinWait2), opening: Some(opening), counters };
+        events.push(event(
+            Detail::Connect { latency: Some(Duration::from_micros(30)), srtt_us: 20 },
+            2 * i + 1,
+            &client,
+            "127.0.0.1:80",
+            at,
+        ));
+        events.push(event(Detail::Accept, 2 * i + 2, "127.0.0.1:80", &client, at + 10));
+        events.push(event(close(Opening::Passive), 2 * i + 2, "127.0.0.1:80", &client, at + 20));
+        events.push(event(close(Opening::Active), 2 * i + 1, &client, "127.0.0.1:80", at + 30));
+    }
+    let mut group = c.benchmark_group("flow_table");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function("loopback_connections", |b| {
+        b.iter(|| {
+            let mut table =
+                FlowTable::new(FlowConfig::default(), BootClock::fixed(SystemTime::UNIX_EPOCH, 0), String::new());
+            let mut out = Vec::new();
+            for ev in &events {
+                table.on_event(ev, &mut out);
+            }
+            table.tick(N * 1000 + 1_000_000_000, &mut out);
+            black_box(out.len())
+        });
+    });
+    group.finish();
+}
+
+fn decoding(c: &mut Criterion) {
+    let mut raw = RawEvent {
+        kind: EventKind::Close as u16,
+        family: 2,
+        proto: 6,
+        flags: flags::OWNER_KNOWN,
+        ..RawEvent::default()
+    };
+    raw.comm[..4].copy_from_slice(b"curl");
+    raw.exe[..4].copy_from_slice(b"curl");
+    let mut bytes = Vec::new();
+    for i in 0..N {
+        let mut r = raw;
+        r.cookie = i;
+        bytes.push(r.as_bytes().to_vec());
+    }
+    let clock = BootClock::fixed(SystemTime::UNIX_EPOCH, 0);
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(N));
+    group.bench_function("raw_events", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for b in &bytes {
+                n += usize::from(SocketEvent::decode(b, &clock).is_ok());
+            }
+            black_box(n)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encoding, flow_table, decoding);
+criterion_main!(benches);
