@@ -15,6 +15,7 @@ const SOURCES: &[&str] = &[
     "tcp_life.bpf.c",
     "udp.bpf.c",
     "iter.bpf.c",
+    "cgroup.bpf.c",
     "common.h",
     "config.h",
     "events.h",

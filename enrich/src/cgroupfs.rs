@@ -114,9 +114,21 @@ fn walk(mount: &Path, dir: &Path, depth: usize, out: &mut HashMap<u64, String>) 
     }
 }
 
+/// The cgroup v2 mount of this machine, for tests against the real hierarchy.
+#[cfg(test)]
+pub(crate) fn cgroup2_mount() -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        let mount_point = left.split_whitespace().nth(4)?;
+        right.starts_with("cgroup2 ").then(|| PathBuf::from(mount_point))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroupfs::cgroup2_mount;
 
     #[test]
     fn ids_map_to_paths_below_the_mount() {
@@ -145,14 +157,5 @@ mod tests {
         let id = std::fs::metadata(&dir).unwrap().ino();
         let mut paths = CgroupPaths::new(Some(mount), Duration::from_secs(1));
         assert_eq!(paths.path(id, Instant::now()), Some(path));
-    }
-
-    fn cgroup2_mount() -> Option<std::path::PathBuf> {
-        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        info.lines().find_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let mount_point = left.split_whitespace().nth(4)?;
-            right.starts_with("cgroup2 ").then(|| std::path::PathBuf::from(mount_point))
-        })
     }
 }

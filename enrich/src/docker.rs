@@ -6,9 +6,14 @@
 //! removed containers stay for a while, because their flows are reported after they
 //! end. When the engine is absent or dies, lookups keep answering from what is known
 //! and the task reconnects with backoff; nothing waits on Docker.
+//!
+//! When a container starts, the directory also notes its cgroup (id and path, read
+//! from its first process): a short-lived container's cgroup is gone by the time
+//! its flows are enriched, and the kernel's cgroup id alone no longer leads to it.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -59,11 +64,15 @@ impl ContainerMeta {
 
 struct Entry {
     meta: ContainerMeta,
+    /// The container's cgroup v2 id and path, when seen running.
+    cgroup: Option<(u64, String)>,
     removed_at: Option<Instant>,
 }
 
 #[derive(Default)]
 struct Shared {
+    /// The cgroup v2 mount, to learn running containers' cgroup ids.
+    cgroup_mount: Option<PathBuf>,
     entries: Mutex<HashMap<String, Entry>>,
     pending: Mutex<HashSet<String>>,
     connected: AtomicBool,
@@ -98,10 +107,11 @@ impl std::fmt::Debug for DockerDirectory {
 }
 
 impl DockerDirectory {
-    /// Starts following the engine at `socket` (inside a tokio runtime).
+    /// Starts following the engine at `socket` (inside a tokio runtime); with the
+    /// cgroup v2 mount, it also learns each started container's cgroup.
     #[must_use]
-    pub fn start(socket: PathBuf) -> Self {
-        let shared = Arc::new(Shared::default());
+    pub fn start(socket: PathBuf, cgroup_mount: Option<PathBuf>) -> Self {
+        let shared = Arc::new(Shared { cgroup_mount, ..Shared::default() });
         let (requests, rx) = mpsc::unbounded_channel();
         tokio::spawn(follow(socket, Arc::clone(&shared), rx));
         Self { shared, requests }
@@ -120,6 +130,14 @@ impl DockerDirectory {
             let _ = self.requests.send(id.to_owned());
         }
         None
+    }
+
+    /// The cgroup path of the container whose cgroup had id `cgroup_id`, for cgroups
+    /// already removed; a scan of the known containers, so only for misses.
+    #[must_use]
+    pub fn cgroup_path(&self, cgroup_id: u64) -> Option<String> {
+        let entries = self.shared.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.values().find_map(|e| e.cgroup.as_ref().filter(|(id, _)| *id == cgroup_id).map(|(_, p)| p.clone()))
     }
 
     /// Current counters.
@@ -142,10 +160,21 @@ fn meta_of(name: Option<&str>, image: Option<&str>, labels: Option<&HashMap<Stri
     }
 }
 
+/// The cgroup v2 id (its directory's inode) and path of process `pid`.
+fn cgroup_of(mount: &Path, pid: i64) -> Option<(u64, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let path = crate::cgroup::path_from_proc_cgroup(&text)?;
+    let id = std::fs::metadata(mount.join(path.trim_start_matches('/'))).ok()?.ino();
+    Some((id, path))
+}
+
 impl Shared {
-    fn put(&self, id: String, meta: ContainerMeta) {
+    fn put(&self, id: String, meta: ContainerMeta, pid: Option<i64>) {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner).insert(id, Entry { meta, removed_at: None });
+        let seen = pid.filter(|&p| p > 0).zip(self.cgroup_mount.as_deref()).and_then(|(p, m)| cgroup_of(m, p));
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let cgroup = seen.or_else(|| entries.get(&id).and_then(|e| e.cgroup.clone()));
+        entries.insert(id, Entry { meta, cgroup, removed_at: None });
     }
 
     fn removed(&self, id: &str, now: Instant) {
@@ -171,7 +200,8 @@ async fn inspect(docker: &Docker, shared: &Shared, id: &str) {
                 config.and_then(|c| c.image.as_deref()),
                 config.and_then(|c| c.labels.as_ref()),
             );
-            shared.put(c.id.unwrap_or_else(|| id.to_owned()), meta);
+            let pid = c.state.as_ref().and_then(|s| s.pid);
+            shared.put(c.id.unwrap_or_else(|| id.to_owned()), meta, pid);
         }
         Err(e) => {
             debug!(container = id, error = %e, "inspecting container failed");
@@ -231,7 +261,7 @@ async fn session(
     for c in list {
         let Some(id) = c.id.clone() else { continue };
         let name = c.names.as_ref().and_then(|n| n.first()).map(String::as_str);
-        shared.put(id, meta_of(name, c.image.as_deref(), c.labels.as_ref()));
+        shared.put(id, meta_of(name, c.image.as_deref(), c.labels.as_ref()), None);
     }
     shared.connected.store(true, Ordering::Relaxed);
     shared.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -289,10 +319,28 @@ mod tests {
 
     #[tokio::test]
     async fn an_absent_engine_gives_misses_not_errors() {
-        let dir = DockerDirectory::start(PathBuf::from("/nonexistent/docker.sock"));
+        let dir = DockerDirectory::start(PathBuf::from("/nonexistent/docker.sock"), None);
         assert_eq!(dir.lookup(&"a".repeat(64)), None);
         let counters = dir.counters();
         assert!(!counters.connected);
         assert_eq!(counters.lookups_missed, 1);
+    }
+
+    #[tokio::test]
+    async fn a_started_container_cgroup_is_remembered_after_it_is_gone() {
+        let Some(mount) = crate::cgroupfs::cgroup2_mount() else {
+            eprintln!("no cgroup v2 mount here");
+            return;
+        };
+        let dir = DockerDirectory::start(PathBuf::from("/nonexistent/docker.sock"), Some(mount.clone()));
+        let id = "c".repeat(64);
+        // Our own process stands in for the container's first process.
+        dir.shared.put(id.clone(), meta_of(Some("/web"), None, None), Some(i64::from(std::process::id())));
+        let (cgroup_id, path) = cgroup_of(&mount, i64::from(std::process::id())).expect("own cgroup");
+        assert_eq!(dir.cgroup_path(cgroup_id), Some(path.clone()));
+        // A later inspect without a running process (a rename after exit) keeps it.
+        dir.shared.put(id, meta_of(Some("/web2"), None, None), Some(0));
+        assert_eq!(dir.cgroup_path(cgroup_id), Some(path));
+        assert_eq!(dir.cgroup_path(cgroup_id + 1_000_000), None);
     }
 }

@@ -96,6 +96,13 @@ pub struct Details {
     pub container: Option<Arc<Container>>,
 }
 
+/// A record of cgroup paths kept outside cgroupfs (the kernel's, made as cgroups
+/// are created): it still answers for cgroups already removed.
+pub trait CgroupRecord: Send {
+    /// The path of cgroup v2 `id` below the hierarchy's root, if recorded.
+    fn path(&self, id: u64) -> Option<String>;
+}
+
 /// Where enrichment reads from.
 #[derive(Clone, Debug)]
 pub struct EnrichConfig {
@@ -149,6 +156,7 @@ pub struct Enricher {
     containers: Cache<String, Arc<Container>>,
     cgroups: CgroupPaths,
     docker: Option<DockerDirectory>,
+    recorded_cgroups: Option<Box<dyn CgroupRecord>>,
     ticks_per_sec: u64,
     counters: EnrichCounters,
 }
@@ -171,11 +179,19 @@ impl Enricher {
             root_of_cgroup: Cache::new(PROCESS_CACHE, PROCESS_TTL),
             cgroup_paths: Cache::new(PROCESS_CACHE, PROCESS_TTL),
             containers: Cache::new(ROOT_CACHE, CONTAINER_TTL),
+            docker: config.docker_socket.map(|socket| DockerDirectory::start(socket, config.cgroup_mount.clone())),
             cgroups: CgroupPaths::new(config.cgroup_mount, Duration::from_secs(1)),
-            docker: config.docker_socket.map(DockerDirectory::start),
+            recorded_cgroups: None,
             ticks_per_sec: clock_ticks(),
             counters: EnrichCounters::default(),
         }
+    }
+
+    /// Also asks `record` for cgroups no longer in cgroupfs.
+    #[must_use]
+    pub fn with_cgroup_record(mut self, record: Box<dyn CgroupRecord>) -> Self {
+        self.recorded_cgroups = Some(record);
+        self
     }
 
     /// Reads what procfs knows about the process now, unless already known. Cheap
@@ -188,7 +204,7 @@ impl Enricher {
         self.counters.processes_observed += 1;
         // The cgroup outlives the process briefly; resolve it while it exists.
         if facts.cgroup_id != 0 && self.cgroup_paths.get(&facts.cgroup_id, now).is_none() {
-            if let Some(path) = self.cgroups.path(facts.cgroup_id, now) {
+            if let Some(path) = self.cgroup_path(facts.cgroup_id, now) {
                 self.cgroup_paths.insert(facts.cgroup_id, path, now);
             }
         }
@@ -201,6 +217,17 @@ impl Enricher {
         };
         self.processes.insert(key, observed, now);
         self.counters.process_cache_evicted = self.processes.evicted();
+    }
+
+    /// The path of cgroup `id`: from the kernel's record of new cgroups, from
+    /// cgroupfs while it exists, else from the container the Docker directory saw
+    /// running in it.
+    fn cgroup_path(&mut self, id: u64, now: Instant) -> Option<String> {
+        self.recorded_cgroups
+            .as_ref()
+            .and_then(|r| r.path(id))
+            .or_else(|| self.cgroups.path(id, now))
+            .or_else(|| self.docker.as_ref()?.cgroup_path(id))
     }
 
     /// Whether the process at `facts.pid` is the one the kernel saw (not gone, not a
@@ -274,7 +301,7 @@ impl Enricher {
             .cgroup_path
             .clone()
             .or_else(|| self.cgroup_paths.get(&facts.cgroup_id, now).cloned())
-            .or_else(|| self.cgroups.path(facts.cgroup_id, now));
+            .or_else(|| self.cgroup_path(facts.cgroup_id, now));
         Details {
             exe: observed.exe,
             cmdline: observed.cmdline,

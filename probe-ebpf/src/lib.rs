@@ -56,6 +56,8 @@ pub mod programs {
     pub const SOCK_RELEASE: &str = "cgroup__sock_release";
     /// `iter/task_file`: snapshot of every open TCP/UDP socket with its holder.
     pub const ITER_TASK_FILE: &str = "iter__task_file";
+    /// `tp_btf/cgroup_mkdir`: paths of new cgroups, kept in [`crate::maps::CGROUP_PATHS`].
+    pub const CGROUP_MKDIR: &str = "tp_btf__cgroup_mkdir";
 }
 
 /// Names of the maps user space touches.
@@ -68,6 +70,11 @@ pub mod maps {
     pub const OWNERS_BY_COOKIE: &str = "pl_owners_by_cookie";
     /// Hash `u32 -> u8`: network namespace inodes to trace (when the filter is on).
     pub const NETNS: &str = "pl_netns";
+    /// LRU hash `u64 -> [u8; CGROUP_PATH_LEN]`: cgroup v2 id to the cgroup's path
+    /// (NUL-terminated), recorded when the cgroup is made.
+    pub const CGROUP_PATHS: &str = "pl_cgroup_paths";
+    /// `PL_CGROUP_PATH_LEN`: bytes of a [`CGROUP_PATHS`] value.
+    pub const CGROUP_PATH_LEN: usize = 256;
 }
 
 /// Names of the load-time globals (`const volatile` in `config.h`).

@@ -198,7 +198,7 @@ where
     let mut sinks = Sinks::start(&config, out)?;
     let mut tracer = Tracer::start(&config.trace)?;
     let mut events = std::mem::replace(&mut tracer.events, crate::source::event_channel(1).1);
-    let mut flows = Flows::new(&config);
+    let mut flows = Flows::new(&config, tracer.loaded.take_cgroup_paths());
     // Sockets that existed before the hooks were attached; anything that changed
     // since is in the event stream and is folded in after.
     flows.events(&tracer.snapshot());
@@ -260,11 +260,14 @@ struct Flows {
 }
 
 impl Flows {
-    fn new(config: &RunConfig) -> Self {
-        let enricher = Enricher::new(
+    fn new(config: &RunConfig, recorded_cgroups: Option<loader::CgroupPathMap>) -> Self {
+        let mut enricher = Enricher::new(
             EnrichConfig { cgroup_mount: loader::cgroup2_root(), docker_socket: config.docker_socket.clone() },
             Box::new(ProcFs::new("/proc")),
         );
+        if let Some(record) = recorded_cgroups {
+            enricher = enricher.with_cgroup_record(Box::new(record));
+        }
         let mut table = FlowTable::new(config.flows, BootClock::now(), id::boot_id());
         table.add_interface_addrs(interface_addrs(), boot_ns_now());
         Self { table, enricher, batch: Vec::new() }

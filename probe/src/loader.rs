@@ -186,6 +186,8 @@ enum Need {
     Udp,
     /// Socket snapshots: skipped when not asked for, degraded when unavailable.
     Snapshot,
+    /// Enrichment aids: always tried, degraded when unavailable.
+    Helpful,
 }
 
 /// Which TCP rung a hook belongs to.
@@ -351,7 +353,38 @@ const HOOKS: &[HookSpec] = &[
         need: Need::Udp,
         provides: "UDP socket release (kernel 5.9+)",
     },
+    HookSpec {
+        program: programs::CGROUP_MKDIR,
+        rung: Rung::Any,
+        hook: Hook::TpBtf("cgroup_mkdir"),
+        need: Need::Helpful,
+        provides: "container names of cgroups removed before they were looked up",
+    },
 ];
+
+/// The kernel's record of cgroup paths: cgroup v2 id to path, for every cgroup made
+/// since the probe started (least recently used first out).
+pub struct CgroupPathMap {
+    map: BpfHashMap<MapData, u64, [u8; maps::CGROUP_PATH_LEN]>,
+}
+
+impl CgroupPathMap {
+    /// The path of cgroup `id` (`/system.slice/docker-....scope`), if recorded.
+    #[must_use]
+    pub fn path(&self, id: u64) -> Option<String> {
+        let raw = self.map.get(&id, 0).ok()?;
+        let len = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        let path = String::from_utf8_lossy(&raw[..len]);
+        // The kernel names the root cgroup "/"; every other path starts with one too.
+        path.starts_with('/').then(|| path.into_owned())
+    }
+}
+
+impl packetless_enrich::CgroupRecord for CgroupPathMap {
+    fn path(&self, id: u64) -> Option<String> {
+        CgroupPathMap::path(self, id)
+    }
+}
 
 /// The kernel side, loaded and attached. Dropping it detaches every program.
 pub struct Loaded {
@@ -395,6 +428,17 @@ impl Loaded {
 }
 
 impl Loaded {
+    /// Takes the kernel's record of cgroup paths (once); `None` when the program
+    /// that fills it is not attached on this kernel.
+    #[must_use]
+    pub fn take_cgroup_paths(&mut self) -> Option<CgroupPathMap> {
+        if !self.attached.iter().any(|h| h.ends_with("/cgroup_mkdir")) {
+            return None;
+        }
+        let map = self.ebpf.take_map(maps::CGROUP_PATHS)?;
+        BpfHashMap::try_from(map).ok().map(|map| CgroupPathMap { map })
+    }
+
     /// Runs the socket iterator once and returns its output: [`RawEvent`]-sized
     /// records of every open TCP/UDP socket. `None` when the iterator is not loaded
     /// (not asked for, or unavailable on this kernel).

@@ -322,3 +322,26 @@ async fn ten_thousand_rapid_connections_each_appear_exactly_once() {
     let (_, decode_errors, channel_full) = events.source_counts();
     assert_eq!((decode_errors, channel_full), (0, 0));
 }
+
+/// A cgroup made while tracing is recorded by the kernel with its path, and the
+/// record outlives the cgroup: short-lived containers keep their names.
+#[test]
+fn new_cgroups_are_recorded_with_their_path_and_outlive_removal() {
+    use std::os::unix::fs::MetadataExt;
+    if !kernel_tests_enabled("cgroup record") {
+        return;
+    }
+    let mount = packetless::loader::cgroup2_root().expect("a cgroup v2 mount");
+    let mut loaded = packetless::loader::load(&loader_config()).expect("loads");
+    let record = loaded.take_cgroup_paths().expect("tp_btf/cgroup_mkdir attached on this kernel");
+    let name = format!("pl-cgroup-record-{}", std::process::id());
+    let dir = mount.join(&name);
+    std::fs::create_dir(&dir).expect("mkdir in cgroupfs");
+    let id = std::fs::metadata(&dir).expect("stat").ino();
+    // The program runs inside mkdir(2): the entry exists once it returned.
+    let recorded = record.path(id);
+    std::fs::remove_dir(&dir).expect("rmdir in cgroupfs");
+    assert_eq!(recorded.as_deref(), Some(format!("/{name}").as_str()));
+    assert_eq!(record.path(id).as_deref(), Some(format!("/{name}").as_str()), "kept after removal");
+    assert_eq!(record.path(u64::MAX), None);
+}

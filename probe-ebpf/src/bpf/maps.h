@@ -132,3 +132,23 @@ struct {
 } pl_stats SEC(".maps");
 
 #endif /* PL_MAPS_H */
+
+/*
+ * pl_cgroup_paths: cgroup v2 id -> the cgroup's path below the v2 root, as the
+ * kernel names it when the cgroup is made. User space maps the cgroup ids of
+ * events to paths (and so to containers) even after a short-lived container's
+ * cgroup is gone. Written by tp_btf/cgroup_mkdir; least recently used entries
+ * make room for new ones.
+ */
+#define PL_CGROUP_PATH_LEN 256
+
+struct pl_cgroup_path {
+	char path[PL_CGROUP_PATH_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pl_cgroup_path);
+} pl_cgroup_paths SEC(".maps");

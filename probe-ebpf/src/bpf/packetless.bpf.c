@@ -9,6 +9,7 @@
 #include "tcp_life.bpf.c"
 #include "udp.bpf.c"
 #include "iter.bpf.c"
+#include "cgroup.bpf.c"
 
 /*
  * Anchors: read-only globals whose only purpose is to put the ABI types into
