@@ -1,10 +1,13 @@
 //! Throughput of the user-side stages, one core, no kernel: decoding raw kernel
 //! records, folding events into the flow table, and encoding flow records as nDPI
-//! TLV (ntopng's format) and as JSON lines.
+//! TLV (ntopng's format) and as JSON lines; and the ZMQ export end to end: records
+//! handed to the exporter thread until a subscriber on loopback received them.
 //!
 //! `cargo bench -p packetless --bench pipeline` (results: docs/BENCHMARKS.md).
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -12,9 +15,11 @@ use packetless::classify::Direction;
 use packetless::flow::{FlowConfig, FlowRecord, FlowState, FlowTable, Process, Record};
 use packetless::sink::json::write_record;
 use packetless::sink::zmq::mapping::flow_fields;
+use packetless::sink::zmq::socket::{self, Context};
+use packetless::sink::zmq::{self, Endpoint, HeaderKind, SinkInput, ZmqConfig, ZmqFormat};
 use packetless::source::{BootClock, Comm, Detail, Opening, Owner, Proto, SocketEvent, TcpCounters, TcpState};
 use packetless_ebpf::abi::{flags, EventKind, RawEvent};
-use packetless_wire::tlv::TlvWriter;
+use packetless_wire::tlv::{self, TlvWriter};
 
 const N: u64 = 10_000;
 
@@ -192,5 +197,73 @@ fn decoding(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encoding, flow_table, decoding);
+/// A subscriber on loopback counting the TLV flow records it receives.
+fn subscriber(
+    ctx: &Context,
+    port: u16,
+    received: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let sub = ctx.socket(socket::SUB).unwrap();
+    sub.set_int(socket::OPT_RCVHWM, 1_000_000).unwrap();
+    sub.set_bytes(socket::OPT_SUBSCRIBE, b"flow").unwrap();
+    sub.set_int(socket::OPT_RCVTIMEO, 100).unwrap();
+    sub.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(frames) = sub.recv_multipart(0) else { continue };
+            if let Some(Ok(records)) = frames.get(1).map(|p| tlv::decode(p)) {
+                received.fetch_add(records.len() as u64, Ordering::Relaxed);
+            }
+        }
+    })
+}
+
+fn zmq_export(c: &mut Criterion) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+    let ctx = Context::new().unwrap();
+    let (received, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let sub = subscriber(&ctx, port, Arc::clone(&received), Arc::clone(&stop));
+    let config = ZmqConfig {
+        endpoints: vec![Endpoint::parse(&format!("tcp://127.0.0.1:{port}c")).unwrap()],
+        format: ZmqFormat::Tlv,
+        header: HeaderKind::V3,
+        compress: false,
+        source_id: 1,
+        server_key: None,
+        event_interval: Duration::from_secs(3600),
+        queue: 100_000,
+        update_interval: Duration::from_secs(60),
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(64);
+    let exporter = zmq::start(config, rx).unwrap();
+    let batch: Arc<Vec<Record>> = Arc::new((0..N).map(|i| Record::Flow(record(i))).collect());
+    // Until the subscription is through, records wait in the backlog: warm up first.
+    let wait_for = |want: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while received.load(Ordering::Relaxed) < want {
+            assert!(std::time::Instant::now() < deadline, "the subscriber stopped receiving");
+            std::thread::yield_now();
+        }
+    };
+    tx.send(SinkInput::Records(Arc::clone(&batch))).unwrap();
+    wait_for(N);
+    let mut group = c.benchmark_group("export");
+    group.throughput(Throughput::Elements(N));
+    group.bench_function("zmq_tlv_end_to_end", |b| {
+        b.iter(|| {
+            let want = received.load(Ordering::Relaxed) + N;
+            tx.send(SinkInput::Records(Arc::clone(&batch))).unwrap();
+            wait_for(want);
+        });
+    });
+    group.finish();
+    drop(tx);
+    let counters = exporter.join().unwrap();
+    assert_eq!(counters.dropped_queue_full + counters.dropped_no_collector, 0, "nothing dropped");
+    stop.store(true, Ordering::Relaxed);
+    sub.join().unwrap();
+}
+
+criterion_group!(benches, encoding, flow_table, decoding, zmq_export);
 criterion_main!(benches);

@@ -49,7 +49,14 @@ fn usage_error(e: &ConfigError) -> ExitCode {
 
 fn init_logging(level: &str) -> Result<(), tracing_subscriber::filter::ParseError> {
     let filter = EnvFilter::try_new(level)?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colours only on a terminal: journald, `docker logs` and log files get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release --workspace
-//! sudo target/release/pl-bench [--connections 500000] [--rounds 2] [--hold 50000] [--threads 1]
+//! sudo target/release/pl-bench [--connections 500000] [--rounds 4] [--hold 100000] [--threads 1] [--soak MINUTES]
 //! ```
 //!
 //! It measures, on this machine and in one run:
@@ -13,6 +13,9 @@
 //!   (user + system, from /proc), its peak RSS, kernel-side misses, channel and
 //!   export drops, and flow records received against connections made;
 //! - memory with many live flows: RSS of the probe while pl-load holds N connections.
+//!
+//! `--soak MINUTES` instead runs storms back to back for that long under one probe
+//! and prints its RSS after each 100,000 connections: memory must stay flat.
 //!
 //! Results are printed as a Markdown table (docs/BENCHMARKS.md keeps them) and as one
 //! JSON line. It needs root (the probe loads eBPF) and the sibling binaries
@@ -36,10 +39,11 @@ struct Options {
     rounds: u32,
     hold: u64,
     threads: u32,
+    soak_minutes: u64,
 }
 
 fn options() -> Result<Options, String> {
-    let mut o = Options { connections: 500_000, rounds: 2, hold: 50_000, threads: 1 };
+    let mut o = Options { connections: 500_000, rounds: 4, hold: 100_000, threads: 1, soak_minutes: 0 };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -50,6 +54,7 @@ fn options() -> Result<Options, String> {
             "--rounds" => o.rounds = value.parse().map_err(bad)?,
             "--hold" => o.hold = value.parse().map_err(bad)?,
             "--threads" => o.threads = value.parse().map_err(bad)?,
+            "--soak" => o.soak_minutes = value.parse().map_err(bad)?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -173,11 +178,14 @@ impl Probe {
         loop {
             let log = self.log.lock().expect("log").clone();
             if let Some(json) = log.lines().find_map(|l| l.split_once("stats=").map(|(_, j)| j.trim().to_owned())) {
-                let json = json.split('\u{1b}').next().unwrap_or_default().to_owned();
-                return serde_json::from_str(&json).unwrap_or(Value::Null);
+                return serde_json::from_str(&json).unwrap_or_else(|e| {
+                    eprintln!("pl-bench: the probe's final counters do not parse ({e}): {json}");
+                    std::process::exit(1)
+                });
             }
             if Instant::now() > deadline {
-                return Value::Null;
+                eprintln!("pl-bench: the probe printed no final counters; its log:\n{log}");
+                std::process::exit(1);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -230,6 +238,26 @@ fn startup() -> Duration {
     elapsed
 }
 
+/// Memory over a long storm: the probe exports while storms of 100,000 connections
+/// follow each other for `soak_minutes`; its RSS is printed after each storm, then
+/// the records and final counters.
+fn soak(o: &Options, probe_args: &[&str], seen: &Mutex<Collected>) {
+    let probe = Probe::start(probe_args);
+    let deadline = Instant::now() + Duration::from_secs(o.soak_minutes * 60);
+    let started = Instant::now();
+    let (mut made, mut received) = (0u64, 0u64);
+    println!("| minutes | connections | probe RSS (MiB) |");
+    println!("|---|---|---|");
+    while Instant::now() < deadline {
+        let report = &load(&["tcp-storm", "--connections", "100000", "--threads", &o.threads.to_string()])[0];
+        made += 100_000;
+        received += wait_records(seen, report["port"].as_u64().unwrap_or(0), 100_000, Duration::from_secs(60));
+        println!("| {:.1} | {made} | {} |", started.elapsed().as_secs_f64() / 60.0, probe.rss_now() / 1024);
+    }
+    let finals = probe.stop();
+    println!("{}", json!({ "soak": { "connections": made, "flow_records": received, "final": finals } }));
+}
+
 #[allow(clippy::too_many_lines, reason = "one benchmark script, read top to bottom")]
 fn main() {
     let o = match options() {
@@ -247,6 +275,13 @@ fn main() {
     let collector = collector(zmq_port, Arc::clone(&stop), Arc::clone(&seen));
     let zmq = format!("tcp://127.0.0.1:{zmq_port}c");
     let probe_args = ["run", "--zmq", &zmq, "--output", "none", "--log-level", "info", "--no-docker"];
+
+    if o.soak_minutes > 0 {
+        soak(&o, &probe_args, &seen);
+        stop.store(true, Ordering::Relaxed);
+        let _ = collector.join();
+        return;
+    }
 
     let startup = startup();
     eprintln!("startup: {startup:?}");
@@ -305,11 +340,14 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     let _ = collector.join();
 
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (base, probed) = (median(&mut without), median(&mut with));
+    // Rounds alternate, so each pair ran under the same machine conditions: the
+    // ratio is the median of the pairs' ratios, the rates are the rounds' means.
+    let mut ratios: Vec<f64> = with.iter().zip(&without).map(|(w, b)| w / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    let ratio = f64::midpoint(ratios[(ratios.len() - 1) / 2], ratios[ratios.len() / 2]);
+    #[allow(clippy::cast_precision_loss, reason = "a handful of rounds")]
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (base, probed) = (mean(&without), mean(&with));
     #[allow(clippy::cast_precision_loss, reason = "connection counts far below 2^53")]
     let us_per_connection = cpu / made as f64 * 1e6;
     let sum = |key: &str| -> u64 { finals.iter().map(|f| f.pointer(key).and_then(Value::as_u64).unwrap_or(0)).sum() };
@@ -323,7 +361,7 @@ fn main() {
         "startup_ms": startup.as_secs_f64() * 1000.0,
         "storm": {
             "connections_per_round": per_round, "rounds": o.rounds, "threads": o.threads,
-            "rate_without": base, "rate_with": probed, "ratio": probed / base,
+            "rate_without": base, "rate_with": probed, "ratio": ratio, "round_ratios": ratios,
             "probe_cpu_seconds": cpu, "cpu_us_per_connection": us_per_connection,
             "peak_rss_kib": peak_rss,
             "connections": made, "flow_records": received,
@@ -338,9 +376,9 @@ fn main() {
     println!("| measure | result |");
     println!("|---|---|");
     println!("| exec to first event | {:.0} ms |", startup.as_secs_f64() * 1000.0);
-    println!("| storm, connections/s without probe (median of {}) | {base:.0} |", o.rounds);
-    println!("| storm, connections/s with probe | {probed:.0} |");
-    println!("| throughput ratio | {:.3} |", probed / base);
+    println!("| storm, connections/s without probe (mean of {} rounds) | {base:.0} |", o.rounds);
+    println!("| storm, connections/s with probe (mean) | {probed:.0} |");
+    println!("| throughput ratio with/without (median of paired rounds) | {ratio:.3} |");
     println!("| probe CPU per connection | {us_per_connection:.2} us ({cpu:.2} s for {made}) |");
     println!("| probe peak RSS during storms | {} MiB |", peak_rss / 1024);
     println!("| flow records received / connections made | {received} / {made} |");
