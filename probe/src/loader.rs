@@ -63,8 +63,9 @@ pub enum LoadError {
     /// Missing privileges.
     #[error(
         "insufficient privileges: missing {missing}. Run packetless as root, or grant the \
-         capabilities: `setcap cap_bpf,cap_perfmon,cap_net_admin,cap_sys_admin+ep $(command -v packetless)` \
-         (cap_sys_admin only to mount tracefs; in a container: --cap-add for each)"
+         capabilities: `setcap cap_bpf,cap_perfmon,cap_net_admin,cap_sys_ptrace,cap_dac_read_search+ep \
+         $(command -v packetless)` (in a container: --cap-add for each; kernels before 5.8 have no CAP_BPF \
+         and CAP_PERFMON and need CAP_SYS_ADMIN instead)"
     )]
     Privileges {
         /// Capability names that are missing.
@@ -664,7 +665,9 @@ fn program_error_reason(error: &ProgramError) -> String {
 }
 
 /// Capability numbers from linux/capability.h.
+const CAP_DAC_READ_SEARCH: u32 = 2;
 const CAP_NET_ADMIN: u32 = 12;
+const CAP_SYS_PTRACE: u32 = 19;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -689,11 +692,35 @@ fn check_privileges() -> Result<(), LoadError> {
     if !has(CAP_NET_ADMIN) {
         missing.push("CAP_NET_ADMIN");
     }
+    for (capability, lost) in enrichment_losses(effective) {
+        warn!(capability, "missing {capability}: {lost}");
+    }
     if missing.is_empty() {
         Ok(())
     } else {
         Err(LoadError::Privileges { missing: missing.join(", ") })
     }
+}
+
+/// Capabilities tracing works without but enrichment needs, with what is lost.
+fn enrichment_losses(effective: u64) -> Vec<(&'static str, &'static str)> {
+    let has = |cap: u32| effective & (1u64 << cap) != 0;
+    let mut lost = Vec::new();
+    if !has(CAP_SYS_PTRACE) {
+        lost.push((
+            "CAP_SYS_PTRACE",
+            "executable paths, command lines and container user names are missing for processes \
+             with privileges this one lacks",
+        ));
+    }
+    if !has(CAP_DAC_READ_SEARCH) && !has(CAP_SYS_ADMIN) {
+        lost.push((
+            "CAP_DAC_READ_SEARCH",
+            "cgroups older than the probe are found by walking the cgroup hierarchy instead of being \
+             opened by id (slower)",
+        ));
+    }
+    lost
 }
 
 fn effective_capabilities() -> Option<u64> {
@@ -806,6 +833,10 @@ mod tests {
         let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
         let caps = parse_cap_eff(status).expect("CapEff parsed");
         assert_ne!(caps & (1 << CAP_BPF), 0);
+        assert!(enrichment_losses(caps).is_empty());
+        let tracing_only = (1 << CAP_BPF) | (1 << CAP_PERFMON) | (1 << CAP_NET_ADMIN);
+        let names: Vec<_> = enrichment_losses(tracing_only).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(names, ["CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"]);
         assert_eq!(parse_cap_eff("Name:\tx\n"), None);
     }
 }

@@ -115,3 +115,56 @@ fn a_container_user_unknown_to_the_host_is_named_from_the_container() {
     assert_eq!(client["group"], "plgroup");
     assert_eq!(probe.terminate(), Some(0));
 }
+
+/// The probe itself in a container, as deployed: not privileged, only the least
+/// capabilities (this engine predates `CAP_BPF` and `CAP_PERFMON`, so `CAP_SYS_ADMIN`
+/// stands for both, with Docker's default seccomp profile), the host's pid and
+/// network namespaces, and the documented read-only mounts. It names another
+/// container's flows. The binary and the host's shared libraries are mounted into
+/// the test image, which has neither.
+#[test]
+fn the_probe_in_a_least_privileged_container_names_another_containers_flows() {
+    if !docker_tests_enabled("docker: containerised probe") {
+        return;
+    }
+    let image = test_image();
+    let name = format!("pl-probe-{}", std::process::id());
+    let _cleanup = RemoveOnDrop(name.clone());
+    let mut cmd = std::process::Command::new("docker");
+    cmd.args(["run", "--rm", "--name", &name, "--pid=host", "--network=host", "--cap-drop=ALL"]);
+    for cap in ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"] {
+        cmd.arg(format!("--cap-add={cap}"));
+    }
+    for path in ["/sys/kernel/btf", "/sys/fs/cgroup", "/sys/kernel/tracing", "/var/run/docker.sock"] {
+        cmd.args(["-v", &format!("{path}:{path}:ro")]);
+    }
+    for lib in ["/lib", "/lib64", "/usr/lib"] {
+        cmd.args(["-v", &format!("{lib}:{lib}:ro")]);
+    }
+    cmd.args(["-v", &format!("{EXE}:/usr/local/bin/packetless:ro"), image]);
+    cmd.args(["/usr/local/bin/packetless", "run", "--pair-window", "200ms"]);
+    let mut probe = ProbeProcess::start_command(cmd);
+    probe.wait_for_stderr("following the Docker engine", 1);
+
+    let c = Container::run("pl-seen", &[], LOOPBACK_EXCHANGE);
+    assert_eq!(c.wait(), 0);
+    let flow = container_flow(&mut probe, &c.id, 8080);
+    assert_eq!(flow["src_process"]["container"]["name"], c.name.as_str());
+    assert_eq!(flow["src_process"]["container"]["image"], image, "the engine is asked through the mounted socket");
+    let inspect = std::process::Command::new("docker")
+        .args(["inspect", "--format", "{{.HostConfig.Privileged}}", &name])
+        .output()
+        .expect("docker inspect");
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), "false");
+    assert_eq!(probe.terminate(), Some(0), "docker stop ends the probe cleanly");
+    assert!(!probe.stderr().contains("missing CAP_"), "no capability reported missing");
+}
+
+/// Removes a container however the test ends.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}

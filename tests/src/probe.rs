@@ -39,6 +39,13 @@ impl LineProcess {
     pub fn start(exe: impl AsRef<Path>, args: &[&str]) -> Self {
         let mut cmd = Command::new(exe.as_ref());
         cmd.args(args);
+        Self::start_command(cmd)
+    }
+
+    /// Starts the probe as `cmd` says (a wrapper such as `setpriv` in front of it)
+    /// and waits until it traces.
+    #[must_use]
+    pub fn start_command(cmd: Command) -> Self {
         Self::spawn(cmd, "packetless", Ready::Stderr(" tracing "))
     }
 
