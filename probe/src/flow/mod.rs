@@ -212,6 +212,9 @@ struct Dependency {
     last_process: Option<Process>,
 }
 
+/// How long an outbound destination is listed after its last flow.
+pub const DEPENDENCY_TTL: Duration = Duration::from_secs(24 * 3600);
+
 /// The flow table.
 pub struct FlowTable {
     config: FlowConfig,
@@ -505,7 +508,19 @@ impl FlowTable {
         *flow.slot(role) = Some(Half::new(ev));
         self.flows.insert(fid, flow);
         self.created.push_back(fid);
+        // Ended flows leave their ids behind in `created`; dropping them once they
+        // outnumber the live flows keeps memory flat at an amortised O(1) per flow.
+        if self.created.len() > 2 * self.flows.len() + 1024 {
+            let flows = &self.flows;
+            self.created.retain(|fid| flows.contains_key(fid));
+        }
         fid
+    }
+
+    /// Flow ids held for eviction order (live flows, plus ended ones not yet dropped).
+    #[cfg(test)]
+    pub(crate) fn eviction_queue_len(&self) -> usize {
+        self.created.len()
     }
 
     /// Forgets the oldest flow still held; its record goes nowhere but the counter.
@@ -641,7 +656,11 @@ impl FlowTable {
     }
 
     /// The listening sockets, outbound dependencies and local addresses known now.
+    /// Dependencies unused for [`DEPENDENCY_TTL`] are forgotten first, so a host
+    /// reaching ever new destinations does not grow the table without end.
     pub fn inventory(&mut self, now_ns: u64, out: &mut Vec<Record>) {
+        let ttl = ns(DEPENDENCY_TTL);
+        self.deps.retain(|_, dep| now_ns.saturating_sub(dep.last_ns) < ttl);
         let mut listens: Vec<&ListenEntry> = self.listens.values().collect();
         listens.sort_by_key(|l| (l.netns, l.local.port(), l.first_ns));
         for entry in listens {

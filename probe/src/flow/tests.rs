@@ -169,6 +169,10 @@ fn outbound_flow_opens_after_the_pair_window_then_closes_and_is_a_dependency() {
     assert_eq!((dep.ip.to_string(), dep.port, dep.flows), ("203.0.113.9".into(), 443, 1));
     assert_eq!(dep.last_process.as_ref().map(|p| p.pid), Some(100));
     assert!(inv.iter().any(|r| matches!(r, Record::LocalIp(l) if l.ip.to_string() == "198.51.100.1")));
+
+    let mut later = Vec::new();
+    t.inventory(2 * S + u64::try_from(super::DEPENDENCY_TTL.as_nanos()).unwrap(), &mut later);
+    assert!(!later.iter().any(|r| matches!(r, Record::Dependency(_))), "an unused destination expires");
 }
 
 #[test]
@@ -328,4 +332,17 @@ fn shutdown_flushes_open_flows_as_updates_and_closed_ones_as_closed() {
     states.sort_by_key(|s| format!("{s:?}"));
     assert_eq!(states, [FlowState::Closed, FlowState::Update]);
     assert!(t.is_empty());
+}
+
+#[test]
+fn ended_flows_leave_no_trace_behind() {
+    let mut t = table();
+    let failed = || Detail::ConnectFailed { error: ConnectError { errno: libc::ECONNREFUSED }, after: None };
+    let mut records = 0;
+    for i in 0..20_000u64 {
+        let local = format!("127.0.0.1:{}", 10_000 + i % 50_000);
+        records += flows(&run(&mut t, &[ev(i, i + 1, &local, "127.0.0.1:9", 100, failed())], S + i)).len();
+    }
+    assert_eq!(records, 20_000, "every connection reported");
+    assert!(t.eviction_queue_len() <= 1024 + 2, "the eviction queue holds {} ids", t.eviction_queue_len());
 }
