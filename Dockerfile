@@ -9,7 +9,8 @@
 #     packetless --zmq tcp://ntopng.example:5556c --output none
 #
 # Docker engines older than 23.0 (Debian 12's docker.io among them) do not know BPF
-# and PERFMON: give SYS_ADMIN in their place.
+# and PERFMON: give SYS_ADMIN in their place, and --user 0 (the file capabilities
+# below name BPF and PERFMON, which such an engine cannot grant to nobody).
 #
 # The bases are build arguments, for hosts without a registry: any Debian 12 based
 # image with a Rust toolchain (1.85 or later) for BUILDER, any Debian 12 based image
