@@ -675,6 +675,7 @@ const CAP_BPF: u32 = 39;
 /// Fails early, with the names of what is missing, instead of an EPERM from the
 /// middle of loading.
 fn check_privileges() -> Result<(), LoadError> {
+    raise_permitted_capabilities();
     let Some(effective) = effective_capabilities() else {
         // No /proc/self/status (unusual): let the kernel decide.
         return Ok(());
@@ -699,6 +700,43 @@ fn check_privileges() -> Result<(), LoadError> {
         Ok(())
     } else {
         Err(LoadError::Privileges { missing: missing.join(", ") })
+    }
+}
+
+/// Makes every permitted capability effective. A binary given file capabilities
+/// without the effective bit (`setcap ...+p`, as the container image does) starts
+/// with them permitted only; unlike `+ep`, that still lets it start when the
+/// container grants just some of them (an engine that knows no `CAP_BPF`).
+fn raise_permitted_capabilities() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Sets {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+    let mut header = Header { version: 0x2008_0522, pid: 0 };
+    let mut sets = [Sets::default(); 2];
+    // SAFETY: capget writes two Sets, the size version 3 defines, into `sets`.
+    if unsafe { libc::syscall(libc::SYS_capget, &raw mut header, sets.as_mut_ptr()) } != 0 {
+        return;
+    }
+    if sets.iter().all(|s| s.effective == s.permitted) {
+        return;
+    }
+    for s in &mut sets {
+        s.effective = s.permitted;
+    }
+    // SAFETY: capset reads the header and two Sets; raising effective to permitted
+    // is always allowed.
+    if unsafe { libc::syscall(libc::SYS_capset, &raw mut header, sets.as_ptr()) } != 0 {
+        warn!(error = %io::Error::last_os_error(), "could not make the permitted capabilities effective");
     }
 }
 

@@ -3,7 +3,7 @@
 //! namespace, and users named by the container's own `/etc/passwd`.
 
 use packetless_tests::docker::{bridge_ip, docker_tests_enabled, test_image, Container};
-use packetless_tests::{Peer, ProbeProcess};
+use packetless_tests::{free_port, LineProcess, Peer, ProbeProcess};
 use serde_json::Value;
 
 const EXE: &str = env!("CARGO_BIN_EXE_packetless");
@@ -158,6 +158,54 @@ fn the_probe_in_a_least_privileged_container_names_another_containers_flows() {
     assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), "false");
     assert_eq!(probe.terminate(), Some(0), "docker stop ends the probe cleanly");
     assert!(!probe.stderr().contains("missing CAP_"), "no capability reported missing");
+}
+
+/// The image as the Dockerfile builds it (from local Debian bases: no registry is
+/// needed), run as the README documents for engines before Docker 23.0, as its
+/// unprivileged user, not privileged: it exports another container's flow, with the container's id, to a
+/// ZMQ subscriber, and prints it with the container's name.
+#[test]
+fn the_image_runs_least_privileged_and_exports_another_containers_flows() {
+    if !docker_tests_enabled("docker: the image") {
+        return;
+    }
+    test_image();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/build-image");
+    let status = std::process::Command::new(script).arg("packetless:test").status().expect("scripts/build-image runs");
+    assert!(status.success(), "scripts/build-image failed");
+
+    let port = free_port();
+    let mut collector = LineProcess::collector(&["--bind", &format!("tcp://127.0.0.1:{port}")]);
+    let name = format!("pl-image-{}", std::process::id());
+    let _cleanup = RemoveOnDrop(name.clone());
+    let mut cmd = std::process::Command::new("docker");
+    let socket_group = std::fs::metadata("/var/run/docker.sock").map(|m| std::os::unix::fs::MetadataExt::gid(&m));
+    let group = socket_group.expect("the engine's socket").to_string();
+    cmd.args(["run", "--rm", "--name", &name, "--pid=host", "--network=host", "--cap-drop=ALL"]);
+    cmd.args(["--group-add", &group]);
+    for cap in ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"] {
+        cmd.arg(format!("--cap-add={cap}"));
+    }
+    for path in ["/sys/kernel/btf", "/sys/fs/cgroup", "/sys/kernel/tracing", "/var/run/docker.sock"] {
+        cmd.args(["-v", &format!("{path}:{path}:ro")]);
+    }
+    cmd.args(["packetless:test", "--zmq", &format!("tcp://127.0.0.1:{port}c"), "--output", "json"]);
+    cmd.args(["--pair-window", "200ms"]);
+    let mut probe = ProbeProcess::start_command(cmd);
+    probe.wait_for_stderr("following the Docker engine", 1);
+
+    let c = Container::run("pl-exported", &[], LOOPBACK_EXCHANGE);
+    assert_eq!(c.wait(), 0);
+    let printed = container_flow(&mut probe, &c.id, 8080);
+    assert_eq!(printed["src_process"]["container"]["name"], c.name.as_str());
+    let (dst_port, container_id) = ("11", "58030");
+    collector.line_where("the container's flow exported over ZMQ", |l| {
+        let v: Value = serde_json::from_str(l).unwrap_or_default();
+        v["records"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r[dst_port] == 8080 && r[container_id] == c.id.as_str()))
+    });
+    assert_eq!(probe.terminate(), Some(0), "docker stop ends the probe cleanly");
 }
 
 /// Removes a container however the test ends.
