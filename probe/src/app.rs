@@ -91,8 +91,7 @@ impl Tracer {
         let (stop, stop_rx) = watch::channel(false);
         let reader = tokio::spawn(source.run(tx, stop_rx));
         // Loading parsed the kernel's whole BTF; hand that memory back to the system.
-        // SAFETY: malloc_trim only releases free heap memory.
-        unsafe { libc::malloc_trim(0) };
+        release_free_memory();
         info!(hooks = loaded.attached.len(), degraded = loaded.degraded.len(), tcp = loaded.tcp_rung.name(), "tracing");
         Ok(Self { events, loaded, stats, counters, stop, reader })
     }
@@ -231,6 +230,7 @@ where
                 let now = boot_ns_now();
                 flows.table.add_interface_addrs(interface_addrs(), now);
                 flows.table.inventory(now, &mut flows.batch);
+                release_free_memory();
             }
             _ = stats_tick.tick() => sinks.output.stats(&flows.stats(&tracer, &sinks.output)),
         }
@@ -365,6 +365,13 @@ impl<W: Write + Send + 'static> Sinks<W> {
         }
         Ok(stats)
     }
+}
+
+/// Returns free heap memory to the system: after a burst (a starved pipeline queues
+/// up to `--queue` events) RSS comes back down instead of staying at the peak.
+fn release_free_memory() {
+    // SAFETY: malloc_trim only releases memory the allocator holds free.
+    unsafe { libc::malloc_trim(0) };
 }
 
 /// An interval whose first tick is one period from now.
