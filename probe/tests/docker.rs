@@ -130,14 +130,7 @@ fn the_probe_in_a_least_privileged_container_names_another_containers_flows() {
     let image = test_image();
     let name = format!("pl-probe-{}", std::process::id());
     let _cleanup = RemoveOnDrop(name.clone());
-    let mut cmd = std::process::Command::new("docker");
-    cmd.args(["run", "--rm", "--name", &name, "--pid=host", "--network=host", "--cap-drop=ALL"]);
-    for cap in ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"] {
-        cmd.arg(format!("--cap-add={cap}"));
-    }
-    for path in ["/sys/kernel/btf", "/sys/fs/cgroup", "/sys/kernel/tracing", "/var/run/docker.sock"] {
-        cmd.args(["-v", &format!("{path}:{path}:ro")]);
-    }
+    let mut cmd = least_privileged_run(&name);
     for lib in ["/lib", "/lib64", "/usr/lib"] {
         cmd.args(["-v", &format!("{lib}:{lib}:ro")]);
     }
@@ -178,17 +171,10 @@ fn the_image_runs_least_privileged_and_exports_another_containers_flows() {
     let mut collector = LineProcess::collector(&["--bind", &format!("tcp://127.0.0.1:{port}")]);
     let name = format!("pl-image-{}", std::process::id());
     let _cleanup = RemoveOnDrop(name.clone());
-    let mut cmd = std::process::Command::new("docker");
     let socket_group = std::fs::metadata("/var/run/docker.sock").map(|m| std::os::unix::fs::MetadataExt::gid(&m));
     let group = socket_group.expect("the engine's socket").to_string();
-    cmd.args(["run", "--rm", "--name", &name, "--pid=host", "--network=host", "--cap-drop=ALL"]);
+    let mut cmd = least_privileged_run(&name);
     cmd.args(["--group-add", &group]);
-    for cap in ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"] {
-        cmd.arg(format!("--cap-add={cap}"));
-    }
-    for path in ["/sys/kernel/btf", "/sys/fs/cgroup", "/sys/kernel/tracing", "/var/run/docker.sock"] {
-        cmd.args(["-v", &format!("{path}:{path}:ro")]);
-    }
     cmd.args(["packetless:test", "--zmq", &format!("tcp://127.0.0.1:{port}c"), "--output", "json"]);
     cmd.args(["--pair-window", "200ms"]);
     let mut probe = ProbeProcess::start_command(cmd);
@@ -206,6 +192,22 @@ fn the_image_runs_least_privileged_and_exports_another_containers_flows() {
             .is_some_and(|r| r.iter().any(|r| r[dst_port] == 8080 && r[container_id] == c.id.as_str()))
     });
     assert_eq!(probe.terminate(), Some(0), "docker stop ends the probe cleanly");
+}
+
+/// `docker run` of a probe container named `name` as the README documents it for
+/// engines before Docker 23.0: host pid and network namespaces, every capability
+/// dropped but the least set (`SYS_ADMIN` standing for `BPF` and `PERFMON`), and the
+/// host's views mounted read-only. Image and arguments follow.
+fn least_privileged_run(name: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("docker");
+    cmd.args(["run", "--rm", "--name", name, "--pid=host", "--network=host", "--cap-drop=ALL"]);
+    for cap in ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"] {
+        cmd.arg(format!("--cap-add={cap}"));
+    }
+    for path in ["/sys/kernel/btf", "/sys/fs/cgroup", "/sys/kernel/tracing", "/var/run/docker.sock"] {
+        cmd.args(["-v", &format!("{path}:{path}:ro")]);
+    }
+    cmd
 }
 
 /// Removes a container however the test ends.
