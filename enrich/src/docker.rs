@@ -168,6 +168,14 @@ fn cgroup_of(mount: &Path, pid: i64) -> Option<(u64, String)> {
     Some((id, path))
 }
 
+#[cfg(test)]
+impl DockerDirectory {
+    /// Learns that container `id` is named `name`, as an inspect by the engine would.
+    pub(crate) fn learn(&self, id: &str, name: &str) {
+        self.shared.put(id.to_owned(), meta_of(Some(name), None, None), None);
+    }
+}
+
 impl Shared {
     fn put(&self, id: String, meta: ContainerMeta, pid: Option<i64>) {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);

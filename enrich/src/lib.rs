@@ -16,6 +16,8 @@ pub mod cache;
 pub mod cgroup;
 pub mod cgroupfs;
 pub mod docker;
+pub mod fake;
+mod memo;
 pub mod procfs;
 pub mod users;
 
@@ -29,6 +31,7 @@ use self::cache::Cache;
 use self::cgroup::{parse_cgroup_path, path_from_proc_cgroup, CgroupOwner, Runtime};
 use self::cgroupfs::CgroupPaths;
 use self::docker::{DockerCounters, DockerDirectory};
+use self::memo::{Memo, Validity};
 use self::procfs::{clock_ticks, format_cmdline, ProcSource, RootKey};
 use self::users::NameTable;
 
@@ -132,7 +135,7 @@ struct Observed {
     cmdline: Option<Shared>,
     parent_exe: Option<Shared>,
     root: Option<RootKey>,
-    cgroup_path: Option<String>,
+    cgroup_path: Option<Shared>,
 }
 
 type Names = Arc<(NameTable, NameTable)>;
@@ -152,8 +155,9 @@ pub struct Enricher {
     processes: Cache<(u32, u64), Observed>,
     names: Cache<RootKey, Names>,
     root_of_cgroup: Cache<u64, RootKey>,
-    cgroup_paths: Cache<u64, String>,
+    cgroup_paths: Cache<u64, Shared>,
     containers: Cache<String, Arc<Container>>,
+    memo: Memo,
     cgroups: CgroupPaths,
     docker: Option<DockerDirectory>,
     recorded_cgroups: Option<Box<dyn CgroupRecord>>,
@@ -179,6 +183,7 @@ impl Enricher {
             root_of_cgroup: Cache::new(PROCESS_CACHE, PROCESS_TTL),
             cgroup_paths: Cache::new(PROCESS_CACHE, PROCESS_TTL),
             containers: Cache::new(ROOT_CACHE, CONTAINER_TTL),
+            memo: Memo::default(),
             docker: config.docker_socket.map(|socket| DockerDirectory::start(socket, config.cgroup_mount.clone())),
             cgroups: CgroupPaths::new(config.cgroup_mount, Duration::from_secs(1)),
             recorded_cgroups: None,
@@ -195,17 +200,21 @@ impl Enricher {
     }
 
     /// Reads what procfs knows about the process now, unless already known. Cheap
-    /// when it is (one cache lookup): call it for every event.
+    /// when it is (a look at the last few answers of [`Enricher::details`], else one
+    /// cache lookup): call it for every event.
     pub fn observe(&mut self, facts: &KernelFacts, now: Instant) {
+        if facts.pid == 0 || self.memo.observed(facts, self.generation(), now) {
+            return;
+        }
         let key = (facts.pid, facts.start_ns);
-        if facts.pid == 0 || self.processes.get(&key, now).is_some() {
+        if self.processes.get(&key, now).is_some() {
             return;
         }
         self.counters.processes_observed += 1;
         // The cgroup outlives the process briefly; resolve it while it exists.
         if facts.cgroup_id != 0 && self.cgroup_paths.get(&facts.cgroup_id, now).is_none() {
             if let Some(path) = self.cgroup_path(facts.cgroup_id, now) {
-                self.cgroup_paths.insert(facts.cgroup_id, path, now);
+                self.cgroup_paths.insert(facts.cgroup_id, path.into(), now);
             }
         }
         let observed = if self.same_process(facts) {
@@ -264,7 +273,7 @@ impl Enricher {
         let Some(own) = self.cgroup_paths.get(&facts.cgroup_id, now).cloned() else { return };
         let parent_here = facts.ppid != 0
             && self.proc.cgroup(facts.ppid).ok().and_then(|text| path_from_proc_cgroup(&text)).as_deref()
-                == Some(own.as_str());
+                == Some(&*own);
         let candidates = if parent_here { vec![facts.ppid] } else { self.cgroups.members(&own, 4) };
         for pid in candidates {
             if self.learn_root(pid, facts.cgroup_id, now).is_some() {
@@ -287,40 +296,100 @@ impl Enricher {
                 .map(Shared::from),
             parent_exe: (facts.ppid != 0).then(|| self.proc.exe(facts.ppid).ok()).flatten().map(Shared::from),
             root,
-            cgroup_path: self.proc.cgroup(pid).ok().and_then(|text| path_from_proc_cgroup(&text)),
+            cgroup_path: self.proc.cgroup(pid).ok().and_then(|text| path_from_proc_cgroup(&text)).map(Shared::from),
         }
     }
 
+    /// The generation of every cache the memo's answers are made of: it changes
+    /// with any insertion into any of them.
+    fn generation(&self) -> u64 {
+        self.processes.generation()
+            + self.names.generation()
+            + self.root_of_cgroup.generation()
+            + self.cgroup_paths.generation()
+            + self.containers.generation()
+    }
+
     /// Everything known about the process, observing it first if it was not.
+    /// Asking again about the same process is a few comparisons, until an entry it
+    /// was made of expires or any process, cgroup or container is newly cached.
     pub fn details(&mut self, facts: &KernelFacts, now: Instant) -> Details {
+        if let Some(details) = self.memo.details(facts, self.generation(), now) {
+            return Details::clone(details);
+        }
+        let details = self.details_uncached(facts, now);
+        Arc::try_unwrap(details).unwrap_or_else(|kept| Details::clone(&kept))
+    }
+
+    /// As [`Enricher::details`], shared: asking again about the same process then
+    /// costs one reference count instead of one per field.
+    pub fn details_shared(&mut self, facts: &KernelFacts, now: Instant) -> Arc<Details> {
+        if let Some(details) = self.memo.details(facts, self.generation(), now) {
+            return Arc::clone(details);
+        }
+        self.details_uncached(facts, now)
+    }
+
+    /// `details` from the caches (and procfs, cgroupfs, Docker when they miss);
+    /// kept in the memo when only cache entries made it.
+    fn details_uncached(&mut self, facts: &KernelFacts, now: Instant) -> Arc<Details> {
         self.observe(facts, now);
-        let observed = self.processes.get(&(facts.pid, facts.start_ns), now).cloned().unwrap_or_default();
-        let root = observed.root.or_else(|| self.root_of_cgroup.get(&facts.cgroup_id, now).copied());
-        let names = root.and_then(|r| self.names.get(&r, now).cloned());
-        let path = observed
-            .cgroup_path
-            .clone()
-            .or_else(|| self.cgroup_paths.get(&facts.cgroup_id, now).cloned())
-            .or_else(|| self.cgroup_path(facts.cgroup_id, now));
-        Details {
+        let mut validity = Validity::new(now);
+        let observed = self.processes.get_with_expiry(&(facts.pid, facts.start_ns), now).map(|(observed, expiry)| {
+            validity.bound(expiry);
+            observed.clone()
+        });
+        let found = observed.is_some();
+        let observed = observed.unwrap_or_default();
+        let root = observed.root.or_else(|| {
+            let (root, expiry) = self.root_of_cgroup.get_with_expiry(&facts.cgroup_id, now)?;
+            validity.bound(expiry);
+            Some(*root)
+        });
+        let names = root.and_then(|r| {
+            let (names, expiry) = self.names.get_with_expiry(&r, now)?;
+            validity.bound(expiry);
+            Some(Arc::clone(names))
+        });
+        let path = observed.cgroup_path.clone().or_else(|| {
+            if let Some((path, expiry)) = self.cgroup_paths.get_with_expiry(&facts.cgroup_id, now) {
+                validity.bound(expiry);
+                return Some(Arc::clone(path));
+            }
+            // Asked anew each time: the sources learn of cgroups behind the caches' backs.
+            validity.uncached();
+            self.cgroup_path(facts.cgroup_id, now).map(Shared::from)
+        });
+        let details = Arc::new(Details {
             exe: observed.exe,
             cmdline: observed.cmdline,
             user: names.as_ref().and_then(|n| n.0.shared(facts.uid)),
             group: names.as_ref().and_then(|n| n.1.shared(facts.gid)),
             parent_exe: observed.parent_exe,
-            container: path.and_then(|p| self.container(&p)),
-        }
+            container: path.and_then(|p| self.container(&p, now, &mut validity)),
+        });
+        self.memo.keep(*facts, found, self.generation(), validity, Arc::clone(&details));
+        details
     }
 
-    fn container(&mut self, path: &str) -> Option<Arc<Container>> {
-        if let Some(c) = self.containers.get(&path.to_owned(), Instant::now()) {
-            // Docker names may arrive after the first lookup: keep asking until they do.
-            if c.name.is_some() || self.docker.is_none() {
+    /// The container running in cgroup `path`; narrows `validity` to the cache
+    /// entry it came from, or marks it uncached when the next call asks Docker again.
+    fn container(&mut self, path: &str, now: Instant, validity: &mut Validity) -> Option<Arc<Container>> {
+        // Docker names may arrive after the first lookup: keep asking until they do.
+        let settled = |c: &Container| c.name.is_some() || self.docker.is_none();
+        if let Some((c, expiry)) = self.containers.get_with_expiry(path, now) {
+            if settled(c) {
+                validity.bound(expiry);
                 return Some(Arc::clone(c));
             }
         }
+        // A path naming no container names none on every call: that answer stands.
         let c = Arc::new(self.container_uncached(path)?);
-        self.containers.insert(path.to_owned(), Arc::clone(&c), Instant::now());
+        self.containers.insert(path.to_owned(), Arc::clone(&c), now);
+        match self.containers.get_with_expiry(path, now) {
+            Some((_, expiry)) if settled(&c) => validity.bound(expiry),
+            _ => validity.uncached(),
+        }
         Some(c)
     }
 
@@ -353,62 +422,12 @@ impl Enricher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-    use std::io;
-
-    /// A fake procfs: processes by pid, each with its facts.
-    #[derive(Default)]
-    struct FakeProc {
-        processes: HashMap<u32, FakeProcess>,
-    }
-
-    #[derive(Clone, Default)]
-    struct FakeProcess {
-        exe: String,
-        cmdline: Vec<u8>,
-        start_ticks: u64,
-        cgroup: String,
-        root: RootKey,
-        passwd: String,
-        group: String,
-    }
-
-    impl ProcSource for FakeProc {
-        fn exe(&self, pid: u32) -> io::Result<String> {
-            self.get(pid).map(|p| p.exe.clone())
-        }
-        fn cmdline(&self, pid: u32) -> io::Result<Vec<u8>> {
-            self.get(pid).map(|p| p.cmdline.clone())
-        }
-        fn start_ticks(&self, pid: u32) -> io::Result<u64> {
-            self.get(pid).map(|p| p.start_ticks)
-        }
-        fn cgroup(&self, pid: u32) -> io::Result<String> {
-            self.get(pid).map(|p| p.cgroup.clone())
-        }
-        fn root_key(&self, pid: u32) -> io::Result<RootKey> {
-            self.get(pid).map(|p| p.root)
-        }
-        fn root_file(&self, pid: u32, relative: &str) -> io::Result<Vec<u8>> {
-            let p = self.get(pid)?;
-            Ok(match relative {
-                "etc/passwd" => p.passwd.clone().into_bytes(),
-                "etc/group" => p.group.clone().into_bytes(),
-                _ => return Err(io::ErrorKind::NotFound.into()),
-            })
-        }
-    }
-
-    impl FakeProc {
-        fn get(&self, pid: u32) -> io::Result<&FakeProcess> {
-            self.processes.get(&pid).ok_or_else(|| io::ErrorKind::NotFound.into())
-        }
-    }
+    use crate::fake::{FakeProc, FakeProcess};
 
     const ID: &str = "3f4c1a9e5b7d2c8e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f70";
 
     fn enricher(procs: Vec<(u32, FakeProcess)>) -> Enricher {
-        let fake = FakeProc { processes: procs.into_iter().collect() };
+        let fake = FakeProc::new(procs);
         let mut e = Enricher::new(EnrichConfig { cgroup_mount: None, docker_socket: None }, Box::new(fake));
         e.ticks_per_sec = 100;
         e
@@ -473,5 +492,221 @@ mod tests {
             e.observe(&facts(42, 5_000_000_000, 0), now);
         }
         assert_eq!(e.counters().processes_observed, 1);
+    }
+
+    /// A procfs the test changes after handing it over, as processes exec and exit.
+    #[derive(Clone, Default)]
+    struct LiveProc(Arc<std::sync::Mutex<FakeProc>>);
+
+    impl LiveProc {
+        fn set(&self, pid: u32, process: FakeProcess) {
+            self.0.lock().unwrap().processes.insert(pid, process);
+        }
+    }
+
+    impl ProcSource for LiveProc {
+        fn exe(&self, pid: u32) -> std::io::Result<String> {
+            self.0.lock().unwrap().exe(pid)
+        }
+        fn cmdline(&self, pid: u32) -> std::io::Result<Vec<u8>> {
+            self.0.lock().unwrap().cmdline(pid)
+        }
+        fn start_ticks(&self, pid: u32) -> std::io::Result<u64> {
+            self.0.lock().unwrap().start_ticks(pid)
+        }
+        fn cgroup(&self, pid: u32) -> std::io::Result<String> {
+            self.0.lock().unwrap().cgroup(pid)
+        }
+        fn root_key(&self, pid: u32) -> std::io::Result<RootKey> {
+            self.0.lock().unwrap().root_key(pid)
+        }
+        fn root_file(&self, pid: u32, relative: &str) -> std::io::Result<Vec<u8>> {
+            self.0.lock().unwrap().root_file(pid, relative)
+        }
+    }
+
+    /// The kernel's record of cgroups, filled by the test as cgroups are made.
+    #[derive(Clone, Default)]
+    struct LiveRecord(Arc<std::sync::Mutex<std::collections::HashMap<u64, String>>>);
+
+    impl CgroupRecord for LiveRecord {
+        fn path(&self, id: u64) -> Option<String> {
+            self.0.lock().unwrap().get(&id).cloned()
+        }
+    }
+
+    fn live_enricher(proc: &LiveProc) -> Enricher {
+        let mut e = Enricher::new(EnrichConfig { cgroup_mount: None, docker_socket: None }, Box::new(proc.clone()));
+        e.ticks_per_sec = 100;
+        e
+    }
+
+    const NS: Duration = Duration::from_nanos(1);
+
+    #[test]
+    fn asking_again_about_a_process_reuses_the_answer() {
+        let mut e = enricher(vec![(42, container_process())]);
+        let now = Instant::now();
+        let first = e.details_shared(&facts(42, 5_000_000_000, 4321), now);
+        let again = e.details_shared(&facts(42, 5_000_000_000, 4321), now + Duration::from_secs(1));
+        assert!(Arc::ptr_eq(&first, &again), "the second answer is the memo's");
+        assert_eq!(e.details(&facts(42, 5_000_000_000, 4321), now), *first);
+        assert_eq!(e.counters(), EnrichCounters { processes_observed: 1, ..EnrichCounters::default() });
+    }
+
+    #[test]
+    fn a_process_is_read_again_once_its_entry_expires_even_when_asked_about_often() {
+        let proc = LiveProc::default();
+        proc.set(42, container_process());
+        let mut e = live_enricher(&proc);
+        let t = Instant::now();
+        let f = facts(42, 5_000_000_000, 4321);
+        assert_eq!(e.details(&f, t).exe.as_deref(), Some("/usr/bin/curl"));
+        // The process execs another program; the cache trusts its entry for the TTL.
+        proc.set(42, FakeProcess { exe: "/usr/bin/wget".into(), ..container_process() });
+        assert_eq!(e.details(&f, t + PROCESS_TTL.saturating_sub(NS)).exe.as_deref(), Some("/usr/bin/curl"));
+        e.observe(&f, t + PROCESS_TTL.saturating_sub(NS));
+        assert_eq!(e.counters().processes_observed, 1);
+        e.observe(&f, t + PROCESS_TTL);
+        assert_eq!(e.counters().processes_observed, 2, "the memo does not outlive the entry");
+        assert_eq!(e.details(&f, t + PROCESS_TTL).exe.as_deref(), Some("/usr/bin/wget"));
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_given_the_previous_process_details() {
+        let proc = LiveProc::default();
+        proc.set(42, container_process());
+        let mut e = live_enricher(&proc);
+        let now = Instant::now();
+        assert_eq!(e.details(&facts(42, 5_000_000_000, 4321), now).exe.as_deref(), Some("/usr/bin/curl"));
+        proc.set(42, FakeProcess { exe: "/usr/bin/wget".into(), start_ticks: 700, ..container_process() });
+        assert_eq!(e.details(&facts(42, 7_000_000_000, 4321), now).exe.as_deref(), Some("/usr/bin/wget"));
+        assert_eq!(
+            e.details(&facts(42, 5_000_000_000, 4321), now).exe.as_deref(),
+            Some("/usr/bin/curl"),
+            "records of the first process still name it"
+        );
+    }
+
+    #[test]
+    fn another_user_or_group_of_the_same_process_is_named_for_itself() {
+        let mut e = enricher(vec![(42, container_process())]);
+        let now = Instant::now();
+        let names = |d: Details| (d.user.as_deref().map(str::to_owned), d.group.as_deref().map(str::to_owned));
+        let app = facts(42, 5_000_000_000, 4321);
+        let named = |user: &str, group: Option<&str>| (Some(user.to_owned()), group.map(str::to_owned));
+        assert_eq!(names(e.details(&app, now)), named("appuser", Some("appgroup")));
+        assert_eq!(names(e.details(&KernelFacts { uid: 0, ..app }, now)), named("root", Some("appgroup")));
+        assert_eq!(names(e.details(&KernelFacts { gid: 0, ..app }, now)), named("appuser", None));
+        assert_eq!(names(e.details(&app, now)), named("appuser", Some("appgroup")));
+    }
+
+    #[test]
+    fn a_container_is_made_again_once_its_entry_expires() {
+        let mut e = enricher(vec![(42, container_process())]);
+        let t = Instant::now();
+        let f = facts(42, 5_000_000_000, 4321);
+        let first = e.details(&f, t).container.unwrap();
+        let before = e.details(&f, t + CONTAINER_TTL.saturating_sub(NS)).container.unwrap();
+        let after = e.details(&f, t + CONTAINER_TTL).container.unwrap();
+        assert!(Arc::ptr_eq(&first, &before), "the cached container, within its TTL");
+        assert!(!Arc::ptr_eq(&first, &after), "made again after it");
+        assert_eq!(first, after);
+    }
+
+    #[test]
+    fn a_gone_process_is_named_once_a_sibling_teaches_its_root() {
+        let proc = LiveProc::default();
+        let record = LiveRecord::default();
+        record.0.lock().unwrap().insert(77, format!("/system.slice/docker-{ID}.scope"));
+        let mut e = live_enricher(&proc).with_cgroup_record(Box::new(record));
+        let now = Instant::now();
+        // Gone before observed, and nothing yet knows the root of its container.
+        let gone = facts(43, 6_000_000_000, 4321);
+        let d = e.details(&gone, now);
+        assert_eq!((d.user, d.container.map(|c| c.id.clone()).as_deref()), (None, Some(ID)));
+        proc.set(42, container_process());
+        e.observe(&facts(42, 5_000_000_000, 4321), now);
+        assert_eq!(e.details(&gone, now).user.as_deref(), Some("appuser"), "no stale answer from the memo");
+    }
+
+    #[test]
+    fn a_cgroup_the_caches_do_not_hold_is_looked_for_on_every_call() {
+        let record = LiveRecord::default();
+        let mut e = live_enricher(&LiveProc::default()).with_cgroup_record(Box::new(record.clone()));
+        let now = Instant::now();
+        let gone = facts(43, 6_000_000_000, 4321);
+        assert_eq!(e.details(&gone, now).container, None);
+        // The kernel's record learns of the cgroup only now.
+        record.0.lock().unwrap().insert(77, format!("/system.slice/docker-{ID}.scope"));
+        assert_eq!(e.details(&gone, now).container.map(|c| c.id.clone()).as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn a_gone_process_seen_in_another_cgroup_is_placed_by_that_cgroup() {
+        const OTHER: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let record = LiveRecord::default();
+        record.0.lock().unwrap().extend([
+            (77, format!("/system.slice/docker-{ID}.scope")),
+            (78, format!("/system.slice/docker-{OTHER}.scope")),
+        ]);
+        let mut e = live_enricher(&LiveProc::default()).with_cgroup_record(Box::new(record));
+        let now = Instant::now();
+        let gone = facts(43, 6_000_000_000, 4321);
+        let id = |d: Details| d.container.map(|c| c.id.clone());
+        assert_eq!(id(e.details(&gone, now)).as_deref(), Some(ID));
+        assert_eq!(id(e.details(&KernelFacts { cgroup_id: 78, ..gone }, now)).as_deref(), Some(OTHER));
+        assert_eq!(id(e.details(&gone, now)).as_deref(), Some(ID));
+    }
+
+    #[tokio::test]
+    async fn a_container_docker_has_not_named_yet_is_asked_about_on_every_call() {
+        let mut e = enricher(vec![(42, container_process())]);
+        let docker = DockerDirectory::start(PathBuf::from("/nonexistent/docker.sock"), None);
+        e.docker = Some(docker.clone());
+        let now = Instant::now();
+        let f = facts(42, 5_000_000_000, 4321);
+        let name = |d: Arc<Details>| d.container.as_ref().and_then(|c| c.name.clone());
+        assert_eq!(name(e.details_shared(&f, now)), None);
+        assert_eq!(name(e.details_shared(&f, now)), None);
+        assert_eq!(docker.counters().lookups_missed, 2, "not answered from the memo while nameless");
+        docker.learn(ID, "/web");
+        let named = e.details_shared(&f, now);
+        assert_eq!(name(Arc::clone(&named)).as_deref(), Some("web"));
+        assert!(Arc::ptr_eq(&named, &e.details_shared(&f, now)), "named, it is kept");
+    }
+
+    #[test]
+    fn an_answer_ends_with_its_process_entry_even_when_its_cgroup_entry_outlives_it() {
+        let proc = LiveProc::default();
+        let record = LiveRecord::default();
+        let mut e = live_enricher(&proc).with_cgroup_record(Box::new(record.clone()));
+        let t = Instant::now();
+        let unreadable = facts(42, 5_000_000_000, 0);
+        // procfs cannot tell pid 42 at first, nor anything where cgroup 77 is.
+        assert_eq!(e.details(&unreadable, t).exe, None);
+        // A sibling's event later teaches the cgroup, cached until after pid 42's entry.
+        record.0.lock().unwrap().insert(77, "/system.slice/web.service".into());
+        e.observe(&facts(43, 6_000_000_000, 0), t + Duration::from_secs(100));
+        proc.set(42, container_process());
+        assert_eq!(e.details(&unreadable, t + PROCESS_TTL.saturating_sub(NS)).exe, None, "its entry is still trusted");
+        assert_eq!(e.details(&unreadable, t + PROCESS_TTL).exe.as_deref(), Some("/usr/bin/curl"));
+    }
+
+    #[test]
+    fn an_answer_ends_with_its_cgroup_entry_even_when_its_process_entry_outlives_it() {
+        let record = LiveRecord::default();
+        record.0.lock().unwrap().insert(77, format!("/system.slice/docker-{ID}.scope"));
+        let mut e = live_enricher(&LiveProc::default()).with_cgroup_record(Box::new(record.clone()));
+        let t = Instant::now();
+        let id = |d: Details| d.container.map(|c| c.id.clone());
+        // A sibling's event caches the cgroup before pid 42, gone, is first asked about.
+        e.observe(&facts(43, 6_000_000_000, 0), t);
+        let gone = facts(42, 5_000_000_000, 0);
+        assert_eq!(id(e.details(&gone, t + Duration::from_secs(100))).as_deref(), Some(ID));
+        // The kernel's record lets the cgroup go; the cache keeps it for its TTL.
+        record.0.lock().unwrap().clear();
+        assert_eq!(id(e.details(&gone, t + PROCESS_TTL.saturating_sub(NS))).as_deref(), Some(ID));
+        assert_eq!(id(e.details(&gone, t + PROCESS_TTL)), None);
     }
 }

@@ -91,7 +91,7 @@ impl Tracer {
         let (stop, stop_rx) = watch::channel(false);
         let reader = tokio::spawn(source.run(tx, stop_rx));
         // Loading parsed the kernel's whole BTF; hand that memory back to the system.
-        release_free_memory();
+        release_free_memory(0);
         info!(hooks = loaded.attached.len(), degraded = loaded.degraded.len(), tcp = loaded.tcp_rung.name(), "tracing");
         Ok(Self { events, loaded, stats, counters, stop, reader })
     }
@@ -178,6 +178,8 @@ impl Tracer {
 
 /// How often the flow table looks for records that are due.
 const TICK: Duration = Duration::from_millis(250);
+/// Most records a new batch reserves room for.
+const MAX_BATCH_RESERVE: usize = 4096;
 /// Batches of records between the flow stage and the writer thread.
 const OUTPUT_BATCHES: usize = 4096;
 
@@ -207,6 +209,7 @@ where
     let mut inventory = every(config.inventory_interval);
     let mut snapshot = every(snapshot_interval(config.flows.update_interval));
     let mut stats_tick = every(Duration::from_secs(1));
+    let mut last_trim = std::time::Instant::now();
     tokio::pin!(shutdown);
     let mut open = true;
     while open {
@@ -230,9 +233,16 @@ where
                 let now = boot_ns_now();
                 flows.table.add_interface_addrs(interface_addrs(), now);
                 flows.table.inventory(now, &mut flows.batch);
-                release_free_memory();
+                release_free_memory(0);
             }
-            _ = stats_tick.tick() => sinks.output.stats(&flows.stats(&tracer, &sinks.output)),
+            _ = stats_tick.tick() => {
+                sinks.output.stats(&flows.stats(&tracer, &sinks.output));
+                // Not more often: a busy pipeline would fault the pages back in.
+                if last_trim.elapsed() >= TRIM_INTERVAL {
+                    release_free_memory(FREE_HEAP_KEPT);
+                    last_trim = std::time::Instant::now();
+                }
+            }
         }
         sinks.output.send(&mut flows.take())?;
     }
@@ -268,7 +278,7 @@ impl Flows {
         if let Some(record) = recorded_cgroups {
             enricher = enricher.with_cgroup_record(Box::new(record));
         }
-        let mut table = FlowTable::new(config.flows, BootClock::now(), id::boot_id());
+        let mut table = FlowTable::new(config.flows, BootClock::now(), &id::boot_id());
         table.add_interface_addrs(interface_addrs(), boot_ns_now());
         Self { table, enricher, batch: Vec::new() }
     }
@@ -287,6 +297,9 @@ impl Flows {
 
     /// The records produced so far, their processes filled by enrichment.
     fn take(&mut self) -> Vec<Record> {
+        if self.batch.is_empty() {
+            return Vec::new();
+        }
         let now = std::time::Instant::now();
         let enricher = &mut self.enricher;
         let mut fill = |p: &mut Option<crate::flow::Process>| {
@@ -306,7 +319,10 @@ impl Flows {
                 Record::LocalIp(_) => {}
             }
         }
-        std::mem::take(&mut self.batch)
+        // The batch goes to the sinks; the next one starts about its size rather than
+        // growing (and moving its records) from nothing again.
+        let capacity = self.batch.len().min(MAX_BATCH_RESERVE);
+        std::mem::replace(&mut self.batch, Vec::with_capacity(capacity))
     }
 
     fn stats(&self, tracer: &Tracer, output: &Output) -> RunStats {
@@ -367,12 +383,26 @@ impl<W: Write + Send + 'static> Sinks<W> {
     }
 }
 
-/// Returns free heap memory to the system: after a burst (a starved pipeline queues
-/// up to `--queue` events) RSS comes back down instead of staying at the peak.
-fn release_free_memory() {
-    // SAFETY: malloc_trim only releases memory the allocator holds free.
-    unsafe { libc::malloc_trim(0) };
+/// Free heap the probe keeps: what a busy pipeline reuses within seconds.
+const FREE_HEAP_KEPT: usize = 8 << 20;
+/// Least time between two trims of free heap beyond [`FREE_HEAP_KEPT`].
+const TRIM_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Returns free heap memory to the system when more than `keep` bytes of it are
+/// free: after a burst (a starved pipeline queues up to `--queue` events, a storm's
+/// records wait for the exporter) RSS comes back down instead of staying at the peak.
+#[cfg(target_env = "gnu")]
+fn release_free_memory(keep: usize) {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let free = unsafe { libc::mallinfo2() }.fordblks;
+    if free > keep {
+        // SAFETY: malloc_trim only releases memory the allocator holds free.
+        unsafe { libc::malloc_trim(0) };
+    }
 }
+
+#[cfg(not(target_env = "gnu"))]
+fn release_free_memory(_keep: usize) {}
 
 /// An interval whose first tick is one period from now.
 fn every(period: Duration) -> tokio::time::Interval {

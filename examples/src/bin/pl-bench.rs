@@ -192,15 +192,50 @@ impl Probe {
     }
 }
 
-fn wait_records(seen: &Mutex<Collected>, port: u64, want: u64, patience: Duration) -> u64 {
+fn wait_records(seen: &Mutex<Collected>, ports: &[u64], want: u64, patience: Duration) -> u64 {
     let deadline = Instant::now() + patience;
     loop {
-        let got = seen.lock().expect("state").by_port.get(&port).copied().unwrap_or(0);
+        let got = {
+            let seen = seen.lock().expect("state");
+            ports.iter().map(|p| seen.by_port.get(p).copied().unwrap_or(0)).sum()
+        };
         if got >= want || Instant::now() > deadline {
             return got;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Opens `count` loopback connections with `pl-load hold`, in as many processes as
+/// the descriptor limit needs (each holds both ends of its connections), and
+/// returns them with their servers' ports once all are connected.
+fn hold_connections(count: u64) -> (Vec<std::process::Child>, Vec<u64>) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut limit) };
+    // pl-load raises its soft limit to the hard one; two descriptors per connection.
+    let per_process = (limit.rlim_max.saturating_sub(256) / 2).clamp(1, count.max(1));
+    let (mut children, mut ports) = (Vec::new(), Vec::new());
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(per_process);
+        left -= n;
+        let mut hold = Command::new(sibling("pl-load"))
+            .args(["hold", "--connections", &n.to_string(), "--seconds", "60"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("pl-load hold");
+        let mut first = String::new();
+        BufReader::new(hold.stdout.take().expect("piped")).read_line(&mut first).expect("hold reports");
+        let report = serde_json::from_str::<Value>(&first).unwrap_or_default();
+        let held = report["held"].as_u64().unwrap_or(0);
+        if held < n {
+            eprintln!("pl-load hold: {held} of {n} connections held ({first})");
+        }
+        ports.push(report["port"].as_u64().unwrap_or(0));
+        children.push(hold);
+    }
+    (children, ports)
 }
 
 /// Exec of `packetless watch` to its first printed event (a loopback connection
@@ -256,7 +291,7 @@ fn soak(o: &Options, probe_args: &[&str], seen: &Mutex<Collected>) {
         let connected = report["count"].as_u64().unwrap_or(0).saturating_sub(errors);
         made += connected;
         failed += errors;
-        received += wait_records(seen, report["port"].as_u64().unwrap_or(0), connected, Duration::from_secs(60));
+        received += wait_records(seen, &[report["port"].as_u64().unwrap_or(0)], connected, Duration::from_secs(60));
         println!("| {:.1} | {made} | {} |", started.elapsed().as_secs_f64() / 60.0, probe.rss_now() / 1024);
     }
     let finals = probe.stop();
@@ -303,7 +338,7 @@ fn main() {
         let report = &load(&["tcp-storm", "--connections", &per_round.to_string(), "--threads", &threads])[0];
         let port = report["port"].as_u64().unwrap_or(0);
         with.push(report["rate"].as_f64().unwrap_or(0.0));
-        let got = wait_records(&seen, port, per_round, Duration::from_secs(60));
+        let got = wait_records(&seen, &[port], per_round, Duration::from_secs(60));
         let (cpu_after, rss) = probe.usage();
         cpu += cpu_after - cpu_before;
         peak_rss = peak_rss.max(rss);
@@ -330,18 +365,15 @@ fn main() {
         "200ms",
     ]);
     let idle_rss = probe.rss_now();
-    let mut hold = Command::new(sibling("pl-load"))
-        .args(["hold", "--connections", &o.hold.to_string(), "--seconds", "20"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("pl-load hold");
-    let mut first = String::new();
-    BufReader::new(hold.stdout.take().expect("piped")).read_line(&mut first).expect("hold reports");
-    let hold_port = serde_json::from_str::<Value>(&first).ok().and_then(|v| v["port"].as_u64()).unwrap_or(0);
-    let opened = wait_records(&seen, hold_port, o.hold, Duration::from_secs(60));
+    // Counts restart: a hold server may reuse the port of an earlier storm's.
+    seen.lock().expect("state").by_port.clear();
+    let (holds, hold_ports) = hold_connections(o.hold);
+    let opened = wait_records(&seen, &hold_ports, o.hold, Duration::from_secs(60));
     let live_rss = probe.rss_now();
-    let _ = hold.kill();
-    let _ = hold.wait();
+    for mut hold in holds {
+        let _ = hold.kill();
+        let _ = hold.wait();
+    }
     let hold_final = probe.stop();
     stop.store(true, Ordering::Relaxed);
     let _ = collector.join();

@@ -13,16 +13,24 @@
 //! `closed` record.
 
 pub mod id;
+mod owners;
 pub mod record;
+mod slab;
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 use crate::classify::{canonical_ip, classify, is_loopback, Direction, End, HostAddrs};
+use slab::{Key, Slab};
+
 use crate::source::{BootClock, ConnectError, Detail, Opening, Owner, Proto, SocketEvent, TcpCounters, TcpState};
+use id::FlowId;
+use owners::Owners;
 pub use record::{DependencyRecord, EndReason, FlowRecord, FlowState, ListenRecord, LocalIpRecord, Process, Record};
 
 /// Settings of the flow table.
@@ -64,34 +72,59 @@ fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// A boot time as a non-zero value (the kernel's clock is past zero at any event).
+fn instant(boot_ns: u64) -> NonZeroU64 {
+    NonZeroU64::new(boot_ns).unwrap_or(NonZeroU64::MIN)
+}
+
+/// A socket address in 20 bytes rather than `SocketAddr`'s 32 (records carry no
+/// IPv6 flow label or scope): every flow keeps two per traced end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Endpoint {
+    ip: IpAddr,
+    port: u16,
+}
+
+impl Endpoint {
+    fn of(addr: SocketAddr) -> Self {
+        Self { ip: addr.ip(), port: addr.port() }
+    }
+
+    fn addr(self) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port)
+    }
+}
+
 /// One traced end of a flow (a socket on this host).
 #[derive(Clone, Debug)]
 struct Half {
     cookie: u64,
     netns: u32,
-    local: SocketAddr,
-    remote: SocketAddr,
-    owner: Option<Owner>,
+    local: Endpoint,
+    remote: Endpoint,
+    /// Shared with the other flows of the same thread.
+    owner: Option<Rc<Owner>>,
     sent_bytes: u64,
     recv_bytes: u64,
     sent_packets: u64,
     recv_packets: u64,
-    retransmits: u64,
-    srtt_us: Option<u32>,
+    /// The kernel counts them in 32 bits.
+    retransmits: u32,
+    srtt_us: Option<NonZeroU32>,
     /// Boot time of the end of this socket's part of the flow.
-    closed_ns: Option<u64>,
+    closed_ns: Option<NonZeroU64>,
     /// The state the socket closed from (TCP).
     closed_from: Option<TcpState>,
 }
 
 impl Half {
-    fn new(ev: &SocketEvent) -> Self {
+    fn new(ev: &SocketEvent, owner: Option<Rc<Owner>>) -> Self {
         Self {
             cookie: ev.cookie,
             netns: ev.netns,
-            local: ev.local,
-            remote: ev.remote,
-            owner: ev.owner,
+            local: Endpoint::of(ev.local),
+            remote: Endpoint::of(ev.remote),
+            owner,
             sent_bytes: 0,
             recv_bytes: 0,
             sent_packets: 0,
@@ -111,9 +144,9 @@ impl Half {
         self.recv_bytes = c.bytes_received;
         self.sent_packets = u64::from(c.segs_out);
         self.recv_packets = u64::from(c.segs_in);
-        self.retransmits = self.retransmits.max(u64::from(c.retransmits));
-        if c.srtt_us != 0 {
-            self.srtt_us = Some(c.srtt_us);
+        self.retransmits = self.retransmits.max(c.retransmits);
+        if let Some(srtt) = NonZeroU32::new(c.srtt_us) {
+            self.srtt_us = Some(srtt);
         }
     }
 
@@ -130,7 +163,7 @@ enum Role {
 }
 
 struct Flow {
-    id: String,
+    id: FlowId,
     proto: Proto,
     client: Option<Half>,
     server: Option<Half>,
@@ -139,12 +172,13 @@ struct Flow {
     announced: bool,
     last_emit_ns: u64,
     direction: Option<Direction>,
-    connect_latency: Option<Duration>,
+    /// SYN to established, nanoseconds.
+    connect_latency_ns: Option<NonZeroU64>,
     connect_error: Option<ConnectError>,
     /// Set when the flow is over for a reason other than its sockets closing.
     end: Option<EndReason>,
-    /// The pairing key while the flow waits for its other end (TCP).
-    tuple: Option<TupleKey>,
+    /// The flow is indexed by its tuple, waiting for its other end (TCP).
+    waiting: bool,
 }
 
 impl Flow {
@@ -165,11 +199,26 @@ impl Flow {
     }
 
     fn last_close_ns(&self) -> u64 {
-        self.halves().filter_map(|h| h.closed_ns).max().unwrap_or(self.last_ns)
+        self.halves().filter_map(|h| h.closed_ns).max().map_or(self.last_ns, NonZeroU64::get)
     }
 
     fn paired(&self) -> bool {
         self.client.is_some() && self.server.is_some()
+    }
+
+    /// (client, server) addresses, as the client sees them when it is traced.
+    fn client_server(&self) -> (SocketAddr, SocketAddr) {
+        match (&self.client, &self.server) {
+            (Some(c), _) => (c.local.addr(), c.remote.addr()),
+            (None, Some(s)) => (s.remote.addr(), s.local.addr()),
+            (None, None) => unreachable!("a flow always has a traced end"),
+        }
+    }
+
+    /// The key that pairs the traced ends.
+    fn tuple(&self) -> TupleKey {
+        let (client, server) = self.client_server();
+        (self.proto, canonical(client), canonical(server))
     }
 
     fn end_reason(&self) -> EndReason {
@@ -219,17 +268,20 @@ pub const DEPENDENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 pub struct FlowTable {
     config: FlowConfig,
     clock: BootClock,
-    boot_id: String,
-    flows: HashMap<u64, Flow>,
-    next_flow: u64,
-    created: VecDeque<u64>,
-    tcp_by_cookie: HashMap<u64, u64>,
-    udp_by_peer: HashMap<(u64, SocketAddr), u64>,
+    id_seed: id::IdSeed,
+    flows: Slab<Flow>,
+    /// Flow keys in creation order (and keys of flows gone since), for eviction.
+    created: VecDeque<Key>,
+    tcp_by_cookie: HashMap<u64, Key>,
+    udp_by_peer: HashMap<(u64, SocketAddr), Key>,
     udp_peers_of: HashMap<u64, Vec<SocketAddr>>,
-    by_tuple: HashMap<TupleKey, u64>,
+    by_tuple: HashMap<TupleKey, Key>,
     listens: HashMap<u64, ListenEntry>,
+    owners: Owners,
     host: HostAddrs,
     local_ips: HashMap<IpAddr, (u64, u64)>,
+    /// The address `see_local_ip` saw last, as given, and whether it is loopback.
+    last_local_ip: Option<(IpAddr, bool)>,
     deps: HashMap<(Proto, IpAddr, u16), Dependency>,
     counters: FlowCounters,
 }
@@ -237,21 +289,22 @@ pub struct FlowTable {
 impl FlowTable {
     /// An empty table. `boot_id` makes flow ids unique across reboots.
     #[must_use]
-    pub fn new(config: FlowConfig, clock: BootClock, boot_id: String) -> Self {
+    pub fn new(config: FlowConfig, clock: BootClock, boot_id: &str) -> Self {
         Self {
             config,
             clock,
-            boot_id,
-            flows: HashMap::default(),
-            next_flow: 0,
+            id_seed: id::IdSeed::new(boot_id),
+            flows: Slab::default(),
             created: VecDeque::new(),
             tcp_by_cookie: HashMap::default(),
             udp_by_peer: HashMap::default(),
             udp_peers_of: HashMap::default(),
             by_tuple: HashMap::default(),
             listens: HashMap::default(),
+            owners: Owners::default(),
             host: HostAddrs::default(),
             local_ips: HashMap::default(),
+            last_local_ip: None,
             deps: HashMap::default(),
             counters: FlowCounters::default(),
         }
@@ -272,7 +325,7 @@ impl FlowTable {
     /// Whether no flow is held.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.flows.len() == 0
     }
 
     /// Records addresses of this host's interfaces, seen at `now_ns`.
@@ -282,16 +335,25 @@ impl FlowTable {
         }
     }
 
-    fn see_local_ip(&mut self, ip: IpAddr, now_ns: u64) {
-        let ip = canonical_ip(ip);
-        if ip.is_unspecified() {
-            return;
-        }
-        if !self.host.is_own(ip) {
-            self.host.add_own(ip);
-        }
-        if is_loopback(ip) {
-            return;
+    fn see_local_ip(&mut self, given: IpAddr, now_ns: u64) {
+        // Events of one burst mostly share their local address: the last one seen is
+        // known to be an own address already.
+        let ip = canonical_ip(given);
+        match self.last_local_ip {
+            Some((last, true)) if last == given => return,
+            Some((last, false)) if last == given => {}
+            _ => {
+                if ip.is_unspecified() {
+                    return;
+                }
+                if !self.host.is_own(ip) {
+                    self.host.add_own(ip);
+                }
+                self.last_local_ip = Some((given, is_loopback(ip)));
+                if is_loopback(ip) {
+                    return;
+                }
+            }
         }
         let seen = self.local_ips.entry(ip).or_insert((now_ns, now_ns));
         seen.1 = seen.1.max(now_ns);
@@ -304,8 +366,9 @@ impl FlowTable {
             Detail::Connect { latency, .. } => {
                 self.see_local_ip(ev.local.ip(), ev.boot_ns);
                 let fid = self.tcp_half(ev, Role::Client);
-                if let Some(flow) = self.flows.get_mut(&fid) {
-                    flow.connect_latency = *latency;
+                if let Some(flow) = self.flows.get_mut(fid) {
+                    flow.connect_latency_ns =
+                        latency.and_then(|d| NonZeroU64::new(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
                 }
             }
             Detail::Accept => {
@@ -314,11 +377,11 @@ impl FlowTable {
             }
             Detail::ConnectFailed { error, .. } => {
                 let fid = self.tcp_half(ev, Role::Client);
-                if let Some(flow) = self.flows.get_mut(&fid) {
+                if let Some(flow) = self.flows.get_mut(fid) {
                     flow.end = Some(EndReason::FailedConnect);
                     flow.connect_error = Some(*error);
                     if let Some(h) = flow.client.as_mut() {
-                        h.closed_ns = Some(ev.boot_ns);
+                        h.closed_ns = Some(instant(ev.boot_ns));
                     }
                 }
             }
@@ -328,20 +391,20 @@ impl FlowTable {
                     return;
                 }
                 let fid = self.tcp_half(ev, self.role_of(ev, *opening));
-                if let Some((half, role)) = self.flows.get_mut(&fid).and_then(|f| find_half_role(f, ev.cookie)) {
+                if let Some((half, role)) = self.flows.get_mut(fid).and_then(|f| find_half_role(f, ev.cookie)) {
                     half.set_tcp_counters(counters, opening.is_none() && role == Role::Client);
-                    half.closed_ns = Some(ev.boot_ns);
+                    half.closed_ns = Some(instant(ev.boot_ns));
                     half.closed_from = *from;
                     if half.owner.is_none() {
-                        half.owner.clone_from(&ev.owner);
+                        half.owner = self.owners.intern(ev.owner.as_ref());
                     }
                 }
             }
             Detail::Retransmit { count, .. } => {
-                if let Some(flow) = self.tcp_by_cookie.get(&ev.cookie).and_then(|fid| self.flows.get_mut(fid)) {
+                if let Some(flow) = self.tcp_by_cookie.get(&ev.cookie).and_then(|&fid| self.flows.get_mut(fid)) {
                     flow.last_ns = flow.last_ns.max(ev.boot_ns);
                     if let Some(half) = find_half(flow, ev.cookie) {
-                        half.retransmits = half.retransmits.max(u64::from(*count));
+                        half.retransmits = half.retransmits.max(*count);
                     }
                 }
             }
@@ -377,7 +440,7 @@ impl FlowTable {
         }
         self.see_local_ip(ev.local.ip(), ev.boot_ns);
         let fid = self.tcp_half(ev, self.role_of(ev, opening));
-        let Some(flow) = self.flows.get_mut(&fid) else { return };
+        let Some(flow) = self.flows.get_mut(fid) else { return };
         let Some((half, role)) = find_half_role(flow, ev.cookie) else { return };
         if half.closed_ns.is_some() {
             return;
@@ -440,14 +503,14 @@ impl FlowTable {
 
     /// The flow of a TCP socket, created (and paired with its other end when that
     /// is traced and waiting) if new. Returns the flow's key.
-    fn tcp_half(&mut self, ev: &SocketEvent, role: Role) -> u64 {
+    fn tcp_half(&mut self, ev: &SocketEvent, role: Role) -> Key {
         if let Some(&fid) = self.tcp_by_cookie.get(&ev.cookie) {
-            if let Some(flow) = self.flows.get_mut(&fid) {
+            if let Some(flow) = self.flows.get_mut(fid) {
                 flow.last_ns = flow.last_ns.max(ev.boot_ns);
                 if let Some(half) = find_half(flow, ev.cookie) {
                     // An accept names the real owner of a socket first seen otherwise.
                     if ev.owner.is_some() && (half.owner.is_none() || matches!(ev.detail, Detail::Accept)) {
-                        half.owner.clone_from(&ev.owner);
+                        half.owner = self.owners.intern(ev.owner.as_ref());
                     }
                 }
                 return fid;
@@ -458,7 +521,7 @@ impl FlowTable {
             Role::Server => (ev.remote, ev.local),
         };
         let tuple = (Proto::Tcp, canonical(client), canonical(server));
-        let waiting = self.by_tuple.get(&tuple).copied().filter(|fid| {
+        let waiting = self.by_tuple.get(&tuple).copied().filter(|&fid| {
             self.flows.get(fid).is_some_and(|f| match role {
                 Role::Client => f.client.is_none(),
                 Role::Server => f.server.is_none(),
@@ -466,17 +529,20 @@ impl FlowTable {
         });
         let fid = if let Some(fid) = waiting {
             self.by_tuple.remove(&tuple);
-            let flow = self.flows.get_mut(&fid).expect("indexed flow exists");
-            flow.tuple = None;
+            let owner = self.owners.intern(ev.owner.as_ref());
+            let flow = self.flows.get_mut(fid).expect("indexed flow exists");
+            flow.waiting = false;
             flow.first_ns = flow.first_ns.min(ev.boot_ns);
             flow.last_ns = flow.last_ns.max(ev.boot_ns);
-            *flow.slot(role) = Some(Half::new(ev));
+            *flow.slot(role) = Some(Half::new(ev, owner));
             fid
         } else {
             let fid = self.insert_flow(Proto::Tcp, ev, role, None);
-            self.by_tuple.entry(tuple).or_insert(fid);
-            if let Some(flow) = self.flows.get_mut(&fid) {
-                flow.tuple = Some(tuple);
+            if let std::collections::hash_map::Entry::Vacant(e) = self.by_tuple.entry(tuple) {
+                e.insert(fid);
+                if let Some(flow) = self.flows.get_mut(fid) {
+                    flow.waiting = true;
+                }
             }
             fid
         };
@@ -484,14 +550,12 @@ impl FlowTable {
         fid
     }
 
-    fn insert_flow(&mut self, proto: Proto, ev: &SocketEvent, role: Role, peer: Option<SocketAddr>) -> u64 {
+    fn insert_flow(&mut self, proto: Proto, ev: &SocketEvent, role: Role, peer: Option<SocketAddr>) -> Key {
         if self.flows.len() >= self.config.max_flows {
             self.evict_oldest();
         }
-        let fid = self.next_flow;
-        self.next_flow += 1;
         let mut flow = Flow {
-            id: id::flow_id(&self.boot_id, ev.netns, ev.cookie, peer),
+            id: id::seeded_flow_id(self.id_seed, ev.netns, ev.cookie, peer),
             proto,
             client: None,
             server: None,
@@ -500,19 +564,19 @@ impl FlowTable {
             announced: false,
             last_emit_ns: ev.boot_ns,
             direction: None,
-            connect_latency: None,
+            connect_latency_ns: None,
             connect_error: None,
             end: None,
-            tuple: None,
+            waiting: false,
         };
-        *flow.slot(role) = Some(Half::new(ev));
-        self.flows.insert(fid, flow);
+        *flow.slot(role) = Some(Half::new(ev, self.owners.intern(ev.owner.as_ref())));
+        let fid = self.flows.insert(flow);
         self.created.push_back(fid);
-        // Ended flows leave their ids behind in `created`; dropping them once they
+        // Ended flows leave their keys behind in `created`; dropping them once they
         // outnumber the live flows keeps memory flat at an amortised O(1) per flow.
         if self.created.len() > 2 * self.flows.len() + 1024 {
             let flows = &self.flows;
-            self.created.retain(|fid| flows.contains_key(fid));
+            self.created.retain(|&fid| flows.contains(fid));
         }
         fid
     }
@@ -526,23 +590,23 @@ impl FlowTable {
     /// Forgets the oldest flow still held; its record goes nowhere but the counter.
     fn evict_oldest(&mut self) {
         while let Some(fid) = self.created.pop_front() {
-            if let Some(flow) = self.remove_flow(fid) {
-                drop(flow);
+            if self.remove_flow(fid) {
                 self.counters.flows_evicted += 1;
                 return;
             }
         }
     }
 
-    fn remove_flow(&mut self, fid: u64) -> Option<Flow> {
-        let flow = self.flows.remove(&fid)?;
+    /// Forgets flow `fid` and its index entries; false when it was gone already.
+    fn remove_flow(&mut self, fid: Key) -> bool {
+        let Some(flow) = self.flows.get(fid) else { return false };
         for half in flow.halves() {
             match flow.proto {
                 Proto::Tcp => {
                     self.tcp_by_cookie.remove(&half.cookie);
                 }
                 Proto::Udp => {
-                    let peer = canonical(half.remote);
+                    let peer = canonical(half.remote.addr());
                     self.udp_by_peer.remove(&(half.cookie, peer));
                     if let Some(peers) = self.udp_peers_of.get_mut(&half.cookie) {
                         peers.retain(|p| *p != peer);
@@ -553,12 +617,13 @@ impl FlowTable {
                 }
             }
         }
-        if let Some(tuple) = flow.tuple {
+        if flow.waiting {
+            let tuple = flow.tuple();
             if self.by_tuple.get(&tuple) == Some(&fid) {
                 self.by_tuple.remove(&tuple);
             }
         }
-        Some(flow)
+        self.flows.remove(fid)
     }
 
     fn on_datagram(&mut self, ev: &SocketEvent, bytes: u64, sent: bool) {
@@ -580,7 +645,7 @@ impl FlowTable {
             self.udp_peers_of.entry(ev.cookie).or_default().push(peer);
             fid
         };
-        let Some(flow) = self.flows.get_mut(&fid) else { return };
+        let Some(flow) = self.flows.get_mut(fid) else { return };
         flow.last_ns = flow.last_ns.max(ev.boot_ns);
         if let Some(half) = flow.client.as_mut().or(flow.server.as_mut()) {
             if sent {
@@ -591,7 +656,7 @@ impl FlowTable {
                 half.recv_packets += 1;
             }
             if half.owner.is_none() {
-                half.owner.clone_from(&ev.owner);
+                half.owner = self.owners.intern(ev.owner.as_ref());
             }
         }
     }
@@ -601,7 +666,7 @@ impl FlowTable {
             self.on_unlisten(ev, out);
         }
         for peer in self.udp_peers_of.get(&ev.cookie).cloned().unwrap_or_default() {
-            if let Some(flow) = self.udp_by_peer.get(&(ev.cookie, peer)).and_then(|fid| self.flows.get_mut(fid)) {
+            if let Some(flow) = self.udp_by_peer.get(&(ev.cookie, peer)).and_then(|&fid| self.flows.get_mut(fid)) {
                 flow.end = Some(EndReason::Close);
                 flow.last_ns = flow.last_ns.max(ev.boot_ns);
             }
@@ -616,7 +681,7 @@ impl FlowTable {
         let idle = ns(self.config.udp_idle_timeout);
         let mut finished = Vec::new();
         let mut due = Vec::new();
-        for (&fid, flow) in &mut self.flows {
+        for (fid, flow) in self.flows.iter_mut() {
             if flow.proto == Proto::Udp && flow.end.is_none() && now_ns.saturating_sub(flow.last_ns) >= idle {
                 flow.end = Some(EndReason::Timeout);
             }
@@ -645,10 +710,10 @@ impl FlowTable {
     /// At shutdown: every flow's last record — `closed` for ended ones, a final
     /// `update` for those still open — then the inventory.
     pub fn flush(&mut self, now_ns: u64, out: &mut Vec<Record>) {
-        let mut fids: Vec<u64> = self.flows.keys().copied().collect();
-        fids.sort_unstable();
-        for fid in fids {
-            let state = if self.flows[&fid].done() { FlowState::Closed } else { FlowState::Update };
+        // In creation order: every live flow is in `created`.
+        while let Some(fid) = self.created.pop_front() {
+            let Some(flow) = self.flows.get(fid) else { continue };
+            let state = if flow.done() { FlowState::Closed } else { FlowState::Update };
             self.emit(fid, state, now_ns, out);
             self.remove_flow(fid);
         }
@@ -661,6 +726,7 @@ impl FlowTable {
     pub fn inventory(&mut self, now_ns: u64, out: &mut Vec<Record>) {
         let ttl = ns(DEPENDENCY_TTL);
         self.deps.retain(|_, dep| now_ns.saturating_sub(dep.last_ns) < ttl);
+        self.release_memory();
         let mut listens: Vec<&ListenEntry> = self.listens.values().collect();
         listens.sort_by_key(|l| (l.netns, l.local.port(), l.first_ns));
         for entry in listens {
@@ -690,21 +756,30 @@ impl FlowTable {
         }
     }
 
-    fn emit(&mut self, fid: u64, state: FlowState, now_ns: u64, out: &mut Vec<Record>) {
-        let Some(flow) = self.flows.get_mut(&fid) else { return };
+    /// Hands back what a past peak of flows left allocated: the slab's empty tail,
+    /// oversized indexes, owners no flow holds.
+    fn release_memory(&mut self) {
+        self.flows.shrink();
+        self.owners.sweep();
+        shrink_map(&mut self.tcp_by_cookie);
+        shrink_map(&mut self.udp_by_peer);
+        shrink_map(&mut self.udp_peers_of);
+        shrink_map(&mut self.by_tuple);
+        if self.created.capacity() > 4 * self.created.len() + 1024 {
+            self.created.shrink_to_fit();
+        }
+    }
+
+    fn emit(&mut self, fid: Key, state: FlowState, now_ns: u64, out: &mut Vec<Record>) {
+        let Some(flow) = self.flows.get_mut(fid) else { return };
         let direction = *flow.direction.get_or_insert_with(|| {
-            let ends: Vec<End> = flow
-                .client
-                .iter()
-                .map(|h| End { netns: h.netns, local: h.local, remote: h.remote, server: Some(false) })
-                .chain(flow.server.iter().map(|h| End {
-                    netns: h.netns,
-                    local: h.local,
-                    remote: h.remote,
-                    server: Some(true),
-                }))
-                .collect();
-            classify(&self.host, flow.proto, &ends)
+            let end = |h: &Half, server| End { netns: h.netns, local: h.local.addr(), remote: h.remote.addr(), server };
+            match (&flow.client, &flow.server) {
+                (Some(c), Some(s)) => classify(&self.host, flow.proto, &[end(c, Some(false)), end(s, Some(true))]),
+                (Some(c), None) => classify(&self.host, flow.proto, &[end(c, Some(false))]),
+                (None, Some(s)) => classify(&self.host, flow.proto, &[end(s, Some(true))]),
+                (None, None) => classify(&self.host, flow.proto, &[]),
+            }
         });
         let first_record = !flow.announced;
         flow.announced = true;
@@ -728,6 +803,14 @@ impl FlowTable {
     }
 }
 
+/// Shrinks a map that holds much less than its capacity: hash maps never shrink on
+/// their own, and a past burst would keep its whole table resident.
+fn shrink_map<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 4 * map.len() + 1024 {
+        map.shrink_to_fit();
+    }
+}
+
 fn find_half(flow: &mut Flow, cookie: u64) -> Option<&mut Half> {
     find_half_role(flow, cookie).map(|(half, _)| half)
 }
@@ -744,11 +827,7 @@ fn find_half_role(flow: &mut Flow, cookie: u64) -> Option<(&mut Half, Role)> {
 }
 
 fn flow_record(flow: &Flow, direction: Direction, state: FlowState, clock: &BootClock) -> FlowRecord {
-    let (src, dst) = match (&flow.client, &flow.server) {
-        (Some(c), _) => (c.local, c.remote),
-        (None, Some(s)) => (s.remote, s.local),
-        (None, None) => unreachable!("a flow always has a traced end"),
-    };
+    let (src, dst) = flow.client_server();
     let c = flow.client.as_ref();
     let s = flow.server.as_ref();
     // Each end counts what it sent itself; the other end's receive counts stand in
@@ -759,7 +838,7 @@ fn flow_record(flow: &Flow, direction: Direction, state: FlowState, clock: &Boot
     let dst_packets = s.map_or_else(|| c.map_or(0, |c| c.recv_packets), |s| s.sent_packets);
     let netns = c.or(s).map_or(0, |h| h.netns);
     FlowRecord {
-        flow_id: flow.id.clone(),
+        flow_id: flow.id,
         proto: flow.proto,
         ip_version: if src.is_ipv4() { 4 } else { 6 },
         src_ip: src.ip(),
@@ -774,11 +853,12 @@ fn flow_record(flow: &Flow, direction: Direction, state: FlowState, clock: &Boot
         dst_bytes,
         src_packets,
         dst_packets,
-        retransmits: flow.halves().map(|h| h.retransmits).sum(),
-        src_retransmits: (flow.proto == Proto::Tcp).then_some(c.map(|h| h.retransmits)).flatten(),
-        dst_retransmits: (flow.proto == Proto::Tcp).then_some(s.map(|h| h.retransmits)).flatten(),
-        srtt_us: c.and_then(|h| h.srtt_us).or_else(|| s.and_then(|h| h.srtt_us)),
-        connect_latency_us: flow.connect_latency.map(|d| d.as_secs_f64() * 1e6),
+        retransmits: flow.halves().map(|h| u64::from(h.retransmits)).sum(),
+        src_retransmits: (flow.proto == Proto::Tcp).then_some(c.map(|h| u64::from(h.retransmits))).flatten(),
+        dst_retransmits: (flow.proto == Proto::Tcp).then_some(s.map(|h| u64::from(h.retransmits))).flatten(),
+        srtt_us: c.and_then(|h| h.srtt_us).or_else(|| s.and_then(|h| h.srtt_us)).map(NonZeroU32::get),
+        #[allow(clippy::cast_precision_loss, reason = "latencies are far below 2^53 ns")]
+        connect_latency_us: flow.connect_latency_ns.map(|ns| ns.get() as f64 / 1e3),
         end_reason: (state == FlowState::Closed).then(|| flow.end_reason()),
         connect_error: flow.connect_error.map(ConnectError::reason),
         netns,

@@ -9,7 +9,7 @@ use serde::{Serialize, Serializer};
 
 use crate::classify::Direction;
 use crate::sink::timefmt::epoch_seconds;
-use crate::source::{Comm, Owner, Proto};
+use crate::source::{Comm, ExeName, Owner, Proto};
 use packetless_enrich::Shared;
 
 fn ser_time<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -65,10 +65,15 @@ pub struct Process {
     /// Start time (`CLOCK_BOOTTIME` ns): with the pid, the key of enrichment caches.
     #[serde(skip)]
     pub start_ns: u64,
+    /// The executable's basename as the kernel recorded it: `exe` when enrichment
+    /// finds no path.
+    #[serde(skip)]
+    pub kernel_exe: ExeName,
 }
 
 impl Process {
-    /// The process of a socket owner, with what the kernel recorded.
+    /// The process of a socket owner, with what the kernel recorded; its `exe` is
+    /// set by [`Process::enrich`].
     #[must_use]
     pub fn from_owner(owner: &Owner, netns: u32) -> Self {
         Self {
@@ -79,7 +84,7 @@ impl Process {
             gid: owner.gid,
             cgroup_id: owner.cgroup_id,
             netns,
-            exe: (!owner.exe.is_empty()).then(|| Shared::from(owner.exe.as_str())),
+            exe: None,
             cmdline: None,
             user: None,
             group: None,
@@ -88,6 +93,7 @@ impl Process {
             parent_exe: None,
             container: None,
             start_ns: owner.start_ns,
+            kernel_exe: owner.exe,
         }
     }
 
@@ -108,6 +114,8 @@ impl Process {
     pub fn enrich(&mut self, details: packetless_enrich::Details) {
         if details.exe.is_some() {
             self.exe = details.exe;
+        } else if self.exe.is_none() && !self.kernel_exe.is_empty() {
+            self.exe = Some(Shared::from(self.kernel_exe.as_str()));
         }
         self.cmdline = details.cmdline.or(self.cmdline.take());
         self.user = details.user.or(self.user.take());
@@ -149,7 +157,7 @@ pub enum EndReason {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowRecord {
     /// Stable id: the same in every record of one flow, unique per boot.
-    pub flow_id: String,
+    pub flow_id: super::id::FlowId,
     /// Transport.
     #[serde(serialize_with = "ser_proto")]
     pub proto: Proto,
@@ -289,4 +297,40 @@ pub enum Record {
     Dependency(DependencyRecord),
     /// A local address.
     LocalIp(LocalIpRecord),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner() -> Owner {
+        Owner {
+            pid: 7,
+            tid: 7,
+            uid: 0,
+            gid: 0,
+            comm: "curl".into(),
+            cgroup_id: 1,
+            from_current: false,
+            ppid: 1,
+            parent_comm: "bash".into(),
+            exe: "curl".into(),
+            start_ns: 42,
+        }
+    }
+
+    #[test]
+    fn exe_is_the_path_enrichment_found_else_the_kernels_basename() {
+        let mut found = Process::from_owner(&owner(), 1);
+        found.enrich(packetless_enrich::Details { exe: Some("/usr/bin/curl".into()), ..Default::default() });
+        assert_eq!(found.exe.as_deref(), Some("/usr/bin/curl"));
+
+        let mut gone = Process::from_owner(&owner(), 1);
+        gone.enrich(packetless_enrich::Details::default());
+        assert_eq!(gone.exe.as_deref(), Some("curl"));
+
+        let mut unknown = Process::from_owner(&Owner { exe: "".into(), ..owner() }, 1);
+        unknown.enrich(packetless_enrich::Details::default());
+        assert_eq!(unknown.exe, None);
+    }
 }

@@ -9,7 +9,7 @@ const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
 
 fn table() -> FlowTable {
-    FlowTable::new(FlowConfig::default(), BootClock::fixed(SystemTime::UNIX_EPOCH, 0), "boot".into())
+    FlowTable::new(FlowConfig::default(), BootClock::fixed(SystemTime::UNIX_EPOCH, 0), "boot")
 }
 
 fn owner(pid: u32, comm: &str) -> Owner {
@@ -307,7 +307,7 @@ fn a_socket_older_than_the_probe_is_reported_from_its_close_alone() {
 #[test]
 fn a_full_table_evicts_the_oldest_flow_and_counts_it() {
     let config = FlowConfig { max_flows: 2, ..FlowConfig::default() };
-    let mut t = FlowTable::new(config, BootClock::fixed(SystemTime::UNIX_EPOCH, 0), String::new());
+    let mut t = FlowTable::new(config, BootClock::fixed(SystemTime::UNIX_EPOCH, 0), "");
     let mut out = Vec::new();
     for cookie in 1..=3u16 {
         let local = format!("198.51.100.1:{}", 40000 + cookie);

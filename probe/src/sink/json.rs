@@ -65,7 +65,7 @@ mod tests {
     #[test]
     fn flow_records_are_one_line_with_the_documented_keys() {
         let record = Record::Flow(FlowRecord {
-            flow_id: "00000000000000ab".into(),
+            flow_id: crate::flow::id::FlowId(0xab),
             proto: Proto::Tcp,
             ip_version: 4,
             src_ip: "127.0.0.1".parse().unwrap(),

@@ -146,7 +146,10 @@ impl<const N: usize> ShortStr<N> {
     #[must_use]
     pub fn from_c(bytes: &[u8]) -> Self {
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        Self::new(&String::from_utf8_lossy(&bytes[..end]))
+        match std::str::from_utf8(&bytes[..end]) {
+            Ok(s) => Self::new(s),
+            Err(_) => Self::new(&String::from_utf8_lossy(&bytes[..end])),
+        }
     }
 
     /// The string.

@@ -196,7 +196,9 @@ fn drain_ring(ring: &mut RingBuf<MapData>, clock: &BootClock, counters: &SourceC
             Ok(event) => {
                 batch.push(event);
                 if batch.len() == BATCH {
-                    forward(std::mem::replace(&mut batch, Vec::with_capacity(64)), counters, tx);
+                    // A busy ring: the next batch will fill too, so it is sized at once
+                    // rather than grown (and its events moved) in steps.
+                    forward(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)), counters, tx);
                 }
             }
             Err(error) => {

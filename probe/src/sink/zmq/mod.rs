@@ -254,6 +254,7 @@ pub fn start(config: ZmqConfig, input: Receiver<SinkInput>) -> Result<JoinHandle
         collectors,
         msg_id: 0,
         tlv: TlvWriter::with_capacity(MAX_PAYLOAD),
+        spare_payload: None,
         json_objects: Vec::new(),
         json_len: 2,
         batch: packetless_wire::proto::v1::Batch::default(),
@@ -281,6 +282,8 @@ struct Exporter {
     collectors: Vec<Collector>,
     msg_id: u32,
     tlv: TlvWriter,
+    /// A sent TLV payload's buffer, for the next payload to be written in.
+    spare_payload: Option<Vec<u8>>,
     json_objects: Vec<serde_json::Value>,
     json_len: usize,
     batch: packetless_wire::proto::v1::Batch,
@@ -374,25 +377,21 @@ impl Exporter {
     }
 
     fn add_flow(&mut self, flow: &FlowRecord) {
-        let fields = mapping::flow_fields(flow);
         match self.config.format {
             ZmqFormat::Tlv => {
                 let mark = self.tlv.mark();
-                for (key, value) in &fields {
-                    self.tlv.value(*key, value);
-                }
-                self.tlv.end_record();
+                mapping::write_tlv(&mut self.tlv, flow);
                 if self.tlv.len() > MAX_PAYLOAD && self.tlv.records() > 1 {
+                    // Once per payload: encoding the record again is cheaper than
+                    // keeping a copy of every record in case it does not fit.
                     self.tlv.rollback(mark);
                     self.flush_flows();
-                    for (key, value) in &fields {
-                        self.tlv.value(*key, value);
-                    }
-                    self.tlv.end_record();
+                    mapping::write_tlv(&mut self.tlv, flow);
                 }
             }
             ZmqFormat::Protobuf => unreachable!("protobuf records are added whole"),
             ZmqFormat::Json => {
+                let fields = mapping::flow_fields(flow);
                 let object = json::flow_object(&fields, &mapping::container_objects(flow));
                 let len = serde_json::to_vec(&object).map_or(0, |v| v.len()) + 1;
                 if self.json_len + len > MAX_PAYLOAD && !self.json_objects.is_empty() {
@@ -407,42 +406,44 @@ impl Exporter {
 
     /// Sends the flows gathered so far as one `flow` message.
     fn flush_flows(&mut self) {
-        if self.config.format == ZmqFormat::Protobuf {
-            if self.batch.records.is_empty() {
-                return;
-            }
-            self.batch.source_id = self.config.source_id;
-            let payload = packetless_wire::proto::encode(&self.batch);
-            self.batch.records.clear();
-            self.batch_len = 0;
-            self.send(packetless_wire::proto::TOPIC, payload, false);
-            return;
-        }
-        let payload = match self.config.format {
+        match self.config.format {
             ZmqFormat::Tlv => {
                 if self.tlv.is_empty() {
                     return;
                 }
-                let payload = self.tlv.as_bytes().to_vec();
-                self.tlv.clear();
-                payload
+                // The buffer of the payload sent last, unless a backlog still holds it.
+                let next = self.spare_payload.take().unwrap_or_else(|| Vec::with_capacity(MAX_PAYLOAD));
+                let payload = self.tlv.take_payload(next);
+                self.spare_payload = self.send("flow", payload, true);
             }
             ZmqFormat::Json => {
                 if self.json_objects.is_empty() {
                     return;
                 }
                 self.json_len = 2;
-                json::payload(std::mem::take(&mut self.json_objects))
+                let payload = json::payload(std::mem::take(&mut self.json_objects));
+                self.send("flow", payload, false);
             }
-            ZmqFormat::Protobuf => unreachable!("handled above"),
-        };
-        self.send("flow", payload, self.config.format == ZmqFormat::Tlv);
+            ZmqFormat::Protobuf => {
+                if self.batch.records.is_empty() {
+                    return;
+                }
+                self.batch.source_id = self.config.source_id;
+                let payload = packetless_wire::proto::encode(&self.batch);
+                self.batch.records.clear();
+                self.batch_len = 0;
+                self.send(packetless_wire::proto::TOPIC, payload, false);
+            }
+        }
     }
 
     /// Frames and sends one message to every collector; one message id for all.
-    fn send(&mut self, topic: &str, payload: Vec<u8>, tlv: bool) {
+    /// Gives `payload` back when no collector's backlog kept it (libzmq copies
+    /// what it sends), for the next payload to reuse.
+    fn send(&mut self, topic: &str, payload: Vec<u8>, tlv: bool) -> Option<Vec<u8>> {
         self.msg_id = self.msg_id.wrapping_add(1);
         let raw_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+        let mut uncompressed = None;
         let (header, payload) = match self.config.header {
             HeaderKind::V2 => (
                 Header::V2 {
@@ -458,7 +459,9 @@ impl Exporter {
                 let mut flags = if tlv { FLAG_TLV } else { 0 };
                 let payload = if self.config.compress {
                     flags |= FLAG_COMPRESSED;
-                    compress::zlib(&payload)
+                    let compressed = compress::zlib(&payload);
+                    uncompressed = Some(payload);
+                    compressed
                 } else {
                     payload
                 };
@@ -483,6 +486,7 @@ impl Exporter {
         for i in 0..self.collectors.len() {
             self.deliver(i, Arc::clone(&header), Arc::clone(&payload), now);
         }
+        uncompressed.or_else(|| Arc::try_unwrap(payload).ok())
     }
 
     fn deliver(&mut self, i: usize, header: Arc<Vec<u8>>, payload: Arc<Vec<u8>>, now: Instant) {
@@ -668,6 +672,7 @@ fn probe_ip() -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use packetless_wire::tlv;
 
     #[test]
     fn endpoints_follow_the_nprobe_convention() {
@@ -679,5 +684,76 @@ mod tests {
         assert!(Endpoint::parse("udp://x:1").unwrap_err().contains("expected tcp://HOST:PORT"));
         assert!(Endpoint::parse("tcp://host:http").unwrap_err().contains("is not a port"));
         assert!(Endpoint::parse("ipc:///tmp/pl.sock").is_ok());
+    }
+
+    /// A SUB socket bound where an exporter connects, and that exporter.
+    fn exporter_and_collector(
+        compress: bool,
+    ) -> (Socket, std::sync::mpsc::SyncSender<SinkInput>, JoinHandle<ZmqCounters>) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).unwrap().port();
+        let ctx = Context::new().unwrap();
+        let sub = ctx.socket(socket::SUB).unwrap();
+        sub.set_bytes(socket::OPT_SUBSCRIBE, b"flow").unwrap();
+        sub.set_int(socket::OPT_RCVTIMEO, 100).unwrap();
+        sub.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        let config = ZmqConfig {
+            endpoints: vec![Endpoint::parse(&format!("tcp://127.0.0.1:{port}c")).unwrap()],
+            format: ZmqFormat::Tlv,
+            header: HeaderKind::V3,
+            compress,
+            source_id: 7,
+            server_key: None,
+            event_interval: Duration::from_secs(3600),
+            queue: 1000,
+            update_interval: Duration::from_secs(60),
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        (sub, tx, start(config, rx).unwrap())
+    }
+
+    /// Receives `flow` messages until `n` records came: their message ids and records.
+    fn receive_flows(sub: &Socket, n: usize) -> (Vec<u32>, Vec<tlv::Record>) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut ids, mut records) = (Vec::new(), Vec::new());
+        while records.len() < n {
+            assert!(Instant::now() < deadline, "{} of {n} flows arrived", records.len());
+            let Ok(frames) = sub.recv_multipart(0) else { continue };
+            let header = Header::decode(&frames[0]).unwrap();
+            let payload = if header.is_compressed() {
+                compress::inflate(&frames[1], 1 << 20).unwrap()
+            } else {
+                frames[1].clone()
+            };
+            assert!(payload.len() <= MAX_PAYLOAD, "a payload of {} bytes", payload.len());
+            ids.push(header.msg_id());
+            records.extend(tlv::decode(&payload).unwrap());
+        }
+        (ids, records)
+    }
+
+    #[test]
+    fn flows_fill_payloads_under_the_limit_and_arrive_whole_in_order_in_reused_buffers() {
+        let flows: Vec<FlowRecord> = mapping::tests::golden_records().into_iter().cycle().take(3000).collect();
+        let want: Vec<tlv::Record> = flows
+            .iter()
+            .map(|f| mapping::flow_fields(f).into_iter().map(|(k, v)| (tlv::Key::Id(k), v)).collect())
+            .collect();
+        let batch = Arc::new(flows.into_iter().map(Record::Flow).collect::<Vec<_>>());
+        for compress in [false, true] {
+            let (sub, tx, exporter) = exporter_and_collector(compress);
+            // The second batch is written in the buffers of the first one's payloads.
+            let mut ids = Vec::new();
+            for _ in 0..2 {
+                tx.send(SinkInput::Records(Arc::clone(&batch))).unwrap();
+                let (batch_ids, records) = receive_flows(&sub, want.len());
+                assert!(batch_ids.len() > 2, "{} payloads: too few to reuse a buffer", batch_ids.len());
+                assert!(records == want, "compress={compress}: the flows that arrived are not the flows sent");
+                ids.extend(batch_ids);
+            }
+            assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "compress={compress}: message ids {ids:?}");
+            drop(tx);
+            let counters = exporter.join().unwrap();
+            assert_eq!(counters.flows_exported, 2 * want.len() as u64);
+        }
     }
 }

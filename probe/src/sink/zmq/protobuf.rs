@@ -61,7 +61,7 @@ pub fn record(r: &Record) -> v1::Record {
     use v1::record::Kind;
     let kind = match r {
         Record::Flow(f) => Kind::Flow(v1::Flow {
-            flow_id: f.flow_id.clone(),
+            flow_id: f.flow_id.to_string(),
             proto: proto(f.proto),
             ip_version: u32::from(f.ip_version),
             src_ip: f.src_ip.to_string(),
