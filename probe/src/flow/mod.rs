@@ -17,6 +17,7 @@ mod owners;
 pub mod record;
 mod slab;
 
+use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -79,7 +80,7 @@ fn instant(boot_ns: u64) -> NonZeroU64 {
 
 /// A socket address in 20 bytes rather than `SocketAddr`'s 32 (records carry no
 /// IPv6 flow label or scope): every flow keeps two per traced end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Endpoint {
     ip: IpAddr,
     port: u16,
@@ -92,6 +93,11 @@ impl Endpoint {
 
     fn addr(self) -> SocketAddr {
         SocketAddr::new(self.ip, self.port)
+    }
+
+    /// With an IPv4-mapped address as IPv4: both ends of a connection agree on it.
+    fn canonical(self) -> Self {
+        Self { ip: canonical_ip(self.ip), port: self.port }
     }
 }
 
@@ -207,10 +213,10 @@ impl Flow {
     }
 
     /// (client, server) addresses, as the client sees them when it is traced.
-    fn client_server(&self) -> (SocketAddr, SocketAddr) {
+    fn client_server(&self) -> (Endpoint, Endpoint) {
         match (&self.client, &self.server) {
-            (Some(c), _) => (c.local.addr(), c.remote.addr()),
-            (None, Some(s)) => (s.remote.addr(), s.local.addr()),
+            (Some(c), _) => (c.local, c.remote),
+            (None, Some(s)) => (s.remote, s.local),
             (None, None) => unreachable!("a flow always has a traced end"),
         }
     }
@@ -218,7 +224,7 @@ impl Flow {
     /// The key that pairs the traced ends.
     fn tuple(&self) -> TupleKey {
         let (client, server) = self.client_server();
-        (self.proto, canonical(client), canonical(server))
+        (self.proto, client.canonical(), server.canonical())
     }
 
     fn end_reason(&self) -> EndReason {
@@ -240,7 +246,7 @@ impl Flow {
 }
 
 /// (client, server) addresses in canonical form: the key that pairs two traced ends.
-type TupleKey = (Proto, SocketAddr, SocketAddr);
+type TupleKey = (Proto, Endpoint, Endpoint);
 
 fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(canonical_ip(addr.ip()), addr.port())
@@ -520,15 +526,20 @@ impl FlowTable {
             Role::Client => (ev.local, ev.remote),
             Role::Server => (ev.remote, ev.local),
         };
-        let tuple = (Proto::Tcp, canonical(client), canonical(server));
-        let waiting = self.by_tuple.get(&tuple).copied().filter(|&fid| {
-            self.flows.get(fid).is_some_and(|f| match role {
-                Role::Client => f.client.is_none(),
-                Role::Server => f.server.is_none(),
-            })
-        });
+        let tuple = (Proto::Tcp, Endpoint::of(client).canonical(), Endpoint::of(server).canonical());
+        // The other end waiting for this one: taken out of the index in one lookup.
+        let waiting = match self.by_tuple.entry(tuple) {
+            Entry::Occupied(e)
+                if self.flows.get(*e.get()).is_some_and(|f| match role {
+                    Role::Client => f.client.is_none(),
+                    Role::Server => f.server.is_none(),
+                }) =>
+            {
+                Some(e.remove())
+            }
+            _ => None,
+        };
         let fid = if let Some(fid) = waiting {
-            self.by_tuple.remove(&tuple);
             let owner = self.owners.intern(ev.owner.as_ref());
             let flow = self.flows.get_mut(fid).expect("indexed flow exists");
             flow.waiting = false;
@@ -538,7 +549,7 @@ impl FlowTable {
             fid
         } else {
             let fid = self.insert_flow(Proto::Tcp, ev, role, None);
-            if let std::collections::hash_map::Entry::Vacant(e) = self.by_tuple.entry(tuple) {
+            if let Entry::Vacant(e) = self.by_tuple.entry(tuple) {
                 e.insert(fid);
                 if let Some(flow) = self.flows.get_mut(fid) {
                     flow.waiting = true;
@@ -840,11 +851,11 @@ fn flow_record(flow: &Flow, direction: Direction, state: FlowState, clock: &Boot
     FlowRecord {
         flow_id: flow.id,
         proto: flow.proto,
-        ip_version: if src.is_ipv4() { 4 } else { 6 },
-        src_ip: src.ip(),
-        src_port: src.port(),
-        dst_ip: dst.ip(),
-        dst_port: dst.port(),
+        ip_version: if src.ip.is_ipv4() { 4 } else { 6 },
+        src_ip: src.ip,
+        src_port: src.port,
+        dst_ip: dst.ip,
+        dst_port: dst.port,
         direction,
         state,
         first_seen: clock.wall_time(flow.first_ns),
