@@ -4,6 +4,7 @@
 //! pl-load tcp-storm [--connections N] [--threads T] [--payload BYTES] [--ipv6] [--target ADDR]
 //! pl-load udp-storm [--requests N] [--threads T] [--payload BYTES] [--ipv6] [--target ADDR]
 //! pl-load hold      [--connections N] [--seconds S] [--ipv6]
+//! pl-load serve     [--listen ADDR] [--threads T] [--payload BYTES] [--seconds S]
 //! ```
 //!
 //! Without `--target` it serves itself on loopback: a listener with a deep backlog
@@ -15,6 +16,9 @@
 //! - `udp-storm`: one datagram and its echo per request, unconnected sockets.
 //! - `hold`: N connections opened and kept for S seconds (live-flow memory), then
 //!   closed.
+//! - `serve`: the storms' TCP server alone, at ADDR (for example in another network
+//!   namespace, as the `--target` of a storm), for S seconds; its address is printed
+//!   first.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -31,17 +35,19 @@ struct Options {
     payload: usize,
     ipv6: bool,
     target: Option<SocketAddr>,
+    listen: Option<SocketAddr>,
     seconds: u64,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
-        mode: args.first().cloned().ok_or("missing mode: tcp-storm, udp-storm or hold")?,
+        mode: args.first().cloned().ok_or("missing mode: tcp-storm, udp-storm, hold or serve")?,
         count: 100_000,
         threads: 1,
         payload: 0,
         ipv6: false,
         target: None,
+        listen: None,
         seconds: 10,
     };
     let mut it = args.iter().skip(1);
@@ -53,6 +59,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--payload" => o.payload = value()?.parse().map_err(|_| "bad --payload")?,
             "--seconds" => o.seconds = value()?.parse().map_err(|_| "bad --seconds")?,
             "--target" => o.target = Some(value()?.parse().map_err(|_| "bad --target")?),
+            "--listen" => o.listen = Some(value()?.parse().map_err(|_| "bad --listen")?),
             "--ipv6" => o.ipv6 = true,
             other => return Err(format!("unknown option {other}")),
         }
@@ -69,8 +76,8 @@ fn loopback(ipv6: bool) -> SocketAddr {
 
 /// A TCP echo server on loopback with a deep backlog and `threads` acceptors; with
 /// `keep`, accepted connections stay open until the process ends.
-fn tcp_server(ipv6: bool, threads: u64, payload: usize, keep: bool) -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind(loopback(ipv6)).map_err(|e| format!("bind: {e}"))?;
+fn tcp_server(at: SocketAddr, threads: u64, payload: usize, keep: bool) -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
     // Re-listening raises the backlog from std's 128, so SYNs are never dropped.
     // SAFETY: a valid listening socket fd.
     unsafe { libc::listen(listener.as_raw_fd(), 65_535) };
@@ -148,7 +155,7 @@ fn run(o: &Options) -> Result<(), String> {
         "tcp-storm" => {
             let target = match o.target {
                 Some(t) => t,
-                None => tcp_server(o.ipv6, o.threads, o.payload, false)?,
+                None => tcp_server(loopback(o.ipv6), o.threads, o.payload, false)?,
             };
             let payload = o.payload;
             let start = Instant::now();
@@ -182,7 +189,7 @@ fn run(o: &Options) -> Result<(), String> {
         "hold" => {
             let target = match o.target {
                 Some(t) => t,
-                None => tcp_server(o.ipv6, 2, 0, true)?,
+                None => tcp_server(loopback(o.ipv6), 2, 0, true)?,
             };
             let start = Instant::now();
             let mut held = Vec::new();
@@ -201,6 +208,13 @@ fn run(o: &Options) -> Result<(), String> {
             stop.store(true, Ordering::Relaxed);
             drop(held);
             report(&o.mode, target, o.count, errors, start.elapsed());
+        }
+        "serve" => {
+            let at = tcp_server(o.listen.unwrap_or_else(|| loopback(o.ipv6)), o.threads, o.payload, false)?;
+            println!("{{\"mode\":\"serve\",\"listen\":\"{at}\"}}");
+            let _ = std::io::stdout().flush();
+            // Serving for the requested time is the workload itself.
+            std::thread::sleep(Duration::from_secs(o.seconds));
         }
         other => return Err(format!("unknown mode {other}")),
     }
