@@ -424,7 +424,12 @@ impl Loaded {
     pub fn take_stats(&mut self) -> Result<KernelStats, LoadError> {
         let map = self.ebpf.take_map(maps::STATS).ok_or(LoadError::MissingMap(maps::STATS))?;
         let array = PerCpuArray::try_from(map).map_err(|source| LoadError::Map { name: maps::STATS, source })?;
-        Ok(KernelStats { array })
+        let programs = self
+            .ebpf
+            .programs()
+            .filter_map(|(_, program)| program.fd().ok().and_then(|fd| fd.try_clone().ok()))
+            .collect();
+        Ok(KernelStats { array, programs })
     }
 }
 
@@ -465,9 +470,12 @@ impl Loaded {
     }
 }
 
-/// Reader of the per-CPU loss counters the programs increment.
+/// Reader of the per-CPU loss counters the programs increment, and of the runs
+/// the kernel skipped.
 pub struct KernelStats {
     array: PerCpuArray<MapData, u64>,
+    /// The loaded programs, for their recursion misses.
+    programs: Vec<aya::programs::ProgramFd>,
 }
 
 impl KernelStats {
@@ -489,6 +497,53 @@ impl KernelStats {
             })
             .collect()
     }
+
+    /// Runs of the programs the kernel skipped, summed: a tracing program is not
+    /// run again on a CPU where it is already running (a softirq interrupting it
+    /// in process context), and the event it would have sent is lost. Kernels
+    /// before 5.12 do not count them (0).
+    #[must_use]
+    pub fn recursion_misses(&self) -> u64 {
+        self.programs
+            .iter()
+            .filter_map(|fd| prog_info(std::os::fd::AsFd::as_fd(fd)).ok())
+            .map(|info| info.recursion_misses)
+            .sum()
+    }
+}
+
+/// The kernel's description of a loaded program (`BPF_OBJ_GET_INFO_BY_FD`); fields
+/// this kernel does not know stay 0.
+fn prog_info(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<aya_obj::generated::bpf_prog_info> {
+    use std::os::fd::AsRawFd;
+    /// `union bpf_attr` for `BPF_OBJ_GET_INFO_BY_FD`.
+    #[repr(C)]
+    struct InfoByFd {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    // SAFETY: bpf_prog_info is a plain C struct; all zeroes is a valid value.
+    let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let attr = InfoByFd {
+        bpf_fd: u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        info_len: u32::try_from(std::mem::size_of_val(&info)).expect("bpf_prog_info is small"),
+        info: std::ptr::from_mut(&mut info) as u64,
+    };
+    // SAFETY: the attribute points at `info`, which outlives the call, and gives its
+    // size; the kernel writes at most that many bytes.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            aya_obj::generated::bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
+            std::ptr::from_ref(&attr),
+            std::mem::size_of::<InfoByFd>(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info)
 }
 
 /// Checks the environment, loads the object and attaches every hook the kernel offers.

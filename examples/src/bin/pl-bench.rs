@@ -420,11 +420,17 @@ fn main() {
     #[allow(clippy::cast_precision_loss, reason = "connection counts far below 2^53")]
     let us_per_connection = cpu / made as f64 * 1e6;
     let sum = |key: &str| -> u64 { finals.iter().map(|f| f.pointer(key).and_then(Value::as_u64).unwrap_or(0)).sum() };
-    let kernel_misses: u64 =
-        ["ringbuf_full", "storage_fail", "accept_map_full", "accept_read_fail", "udp_peer_map_full"]
-            .iter()
-            .map(|k| sum(&format!("/kernel/{k}")))
-            .sum();
+    let kernel_misses: u64 = [
+        "ringbuf_full",
+        "storage_fail",
+        "accept_map_full",
+        "accept_read_fail",
+        "udp_peer_map_full",
+        "recursion_misses",
+    ]
+    .iter()
+    .map(|k| sum(&format!("/kernel/{k}")))
+    .sum();
     let summary = json!({
         "machine": { "cpus": std::thread::available_parallelism().map_or(0, std::num::NonZero::get) },
         "startup_ms": startup.as_secs_f64() * 1000.0,
