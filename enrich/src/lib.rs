@@ -314,11 +314,8 @@ impl Enricher {
     /// Asking again about the same process is a few comparisons, until an entry it
     /// was made of expires or any process, cgroup or container is newly cached.
     pub fn details(&mut self, facts: &KernelFacts, now: Instant) -> Details {
-        if let Some(details) = self.memo.details(facts, self.generation(), now) {
-            return Details::clone(details);
-        }
-        let details = self.details_uncached(facts, now);
-        Arc::try_unwrap(details).unwrap_or_else(|kept| Details::clone(&kept))
+        // Unwrapped when nothing kept it; copied when the memo holds it.
+        Arc::try_unwrap(self.details_shared(facts, now)).unwrap_or_else(|kept| Details::clone(&kept))
     }
 
     /// As [`Enricher::details`], shared: asking again about the same process then

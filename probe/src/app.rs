@@ -105,10 +105,7 @@ impl Tracer {
     /// Kernel-side counters by name, summed over CPUs.
     #[must_use]
     pub fn kernel_stats(&self) -> std::collections::BTreeMap<&'static str, u64> {
-        let mut stats: std::collections::BTreeMap<_, _> =
-            self.stats.read().into_iter().map(|(s, v)| (s.name(), v)).collect();
-        stats.insert("recursion_misses", self.stats.recursion_misses());
-        stats
+        self.stats.read()
     }
 
     /// Tells the reader to drain what the kernel wrote and stop; the event channel

@@ -479,11 +479,12 @@ pub struct KernelStats {
 }
 
 impl KernelStats {
-    /// Current value of every counter, summed over CPUs. A counter that cannot be
-    /// read is reported as 0 with a warning (the probe keeps running).
+    /// Current value of every counter by name: the programs' own, summed over CPUs,
+    /// and `recursion_misses`. A counter that cannot be read is reported as 0 with a
+    /// warning (the probe keeps running).
     #[must_use]
-    pub fn read(&self) -> Vec<(Stat, u64)> {
-        Stat::ALL
+    pub fn read(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut counters: std::collections::BTreeMap<_, _> = Stat::ALL
             .into_iter()
             .map(|stat| {
                 let total = match self.array.get(&(stat as u32), 0) {
@@ -493,17 +494,18 @@ impl KernelStats {
                         0
                     }
                 };
-                (stat, total)
+                (stat.name(), total)
             })
-            .collect()
+            .collect();
+        counters.insert("recursion_misses", self.recursion_misses());
+        counters
     }
 
     /// Runs of the programs the kernel skipped, summed: a tracing program is not
     /// run again on a CPU where it is already running (a softirq interrupting it
     /// in process context), and the event it would have sent is lost. Kernels
     /// before 5.12 do not count them (0).
-    #[must_use]
-    pub fn recursion_misses(&self) -> u64 {
+    fn recursion_misses(&self) -> u64 {
         self.programs
             .iter()
             .filter_map(|fd| prog_info(std::os::fd::AsFd::as_fd(fd)).ok())

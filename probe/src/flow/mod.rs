@@ -260,6 +260,13 @@ struct ListenEntry {
     first_ns: u64,
 }
 
+impl ListenEntry {
+    /// The listening socket of `ev`, first seen then.
+    fn of(ev: &SocketEvent) -> Self {
+        Self { proto: ev.proto, local: ev.local, netns: ev.netns, owner: ev.owner, first_ns: ev.boot_ns }
+    }
+}
+
 struct Dependency {
     first_ns: u64,
     last_ns: u64,
@@ -345,9 +352,8 @@ impl FlowTable {
         // Events of one burst mostly share their local address: the last one seen is
         // known to be an own address already.
         let ip = canonical_ip(given);
-        match self.last_local_ip {
-            Some((last, true)) if last == given => return,
-            Some((last, false)) if last == given => {}
+        let loopback = match self.last_local_ip {
+            Some((last, loopback)) if last == given => loopback,
             _ => {
                 if ip.is_unspecified() {
                     return;
@@ -355,11 +361,13 @@ impl FlowTable {
                 if !self.host.is_own(ip) {
                     self.host.add_own(ip);
                 }
-                self.last_local_ip = Some((given, is_loopback(ip)));
-                if is_loopback(ip) {
-                    return;
-                }
+                let loopback = is_loopback(ip);
+                self.last_local_ip = Some((given, loopback));
+                loopback
             }
+        };
+        if loopback {
+            return;
         }
         let seen = self.local_ips.entry(ip).or_insert((now_ns, now_ns));
         seen.1 = seen.1.max(now_ns);
@@ -475,20 +483,13 @@ impl FlowTable {
     fn on_listen(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
         self.see_local_ip(ev.local.ip(), ev.boot_ns);
         self.host.listen(ev.netns, ev.proto, ev.local.port());
-        let entry =
-            ListenEntry { proto: ev.proto, local: ev.local, netns: ev.netns, owner: ev.owner, first_ns: ev.boot_ns };
+        let entry = ListenEntry::of(ev);
         out.push(self.listen_record(&entry, FlowState::Open, ev.boot_ns));
         self.listens.insert(ev.cookie, entry);
     }
 
     fn on_unlisten(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
-        let entry = self.listens.remove(&ev.cookie).unwrap_or(ListenEntry {
-            proto: ev.proto,
-            local: ev.local,
-            netns: ev.netns,
-            owner: ev.owner,
-            first_ns: ev.boot_ns,
-        });
+        let entry = self.listens.remove(&ev.cookie).unwrap_or_else(|| ListenEntry::of(ev));
         self.host.unlisten(entry.netns, entry.proto, entry.local.port());
         out.push(self.listen_record(&entry, FlowState::Closed, ev.boot_ns));
     }
@@ -776,7 +777,7 @@ impl FlowTable {
         shrink_map(&mut self.udp_by_peer);
         shrink_map(&mut self.udp_peers_of);
         shrink_map(&mut self.by_tuple);
-        if self.created.capacity() > 4 * self.created.len() + 1024 {
+        if oversized(self.created.capacity(), self.created.len()) {
             self.created.shrink_to_fit();
         }
     }
@@ -814,10 +815,16 @@ impl FlowTable {
     }
 }
 
-/// Shrinks a map that holds much less than its capacity: hash maps never shrink on
-/// their own, and a past burst would keep its whole table resident.
+/// Whether a collection holds so much less than its capacity that shrinking it is
+/// worth a copy: collections never shrink on their own, and a past burst would keep
+/// its whole allocation resident.
+fn oversized(capacity: usize, len: usize) -> bool {
+    capacity > 4 * len + 1024
+}
+
+/// Shrinks a map that is [`oversized`].
 fn shrink_map<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > 4 * map.len() + 1024 {
+    if oversized(map.capacity(), map.len()) {
         map.shrink_to_fit();
     }
 }

@@ -35,9 +35,7 @@ impl Owners {
     pub fn sweep(&mut self) {
         self.last = None;
         self.map.retain(|_, o| Rc::strong_count(o) > 1);
-        if self.map.capacity() > 4 * self.map.len() + 1024 {
-            self.map.shrink_to_fit();
-        }
+        super::shrink_map(&mut self.map);
     }
 
     /// Owners held.

@@ -20,7 +20,7 @@ use std::time::UNIX_EPOCH;
 use packetless_wire::fields as f;
 use packetless_wire::tlv::{TlvWriter, Value};
 
-use crate::classify::Direction;
+use crate::classify::{canonical_ip, Direction};
 use crate::flow::{EndReason, FlowRecord, FlowState, Process};
 use crate::source::Proto;
 
@@ -297,10 +297,11 @@ pub fn container_objects(flow: &FlowRecord) -> Vec<(String, serde_json::Value)> 
 }
 
 /// The address as IPv4, if it is one: [`canonical_ip`](crate::classify::canonical_ip)'s rule.
+/// The address as IPv4 when it is one, IPv4-mapped included.
 fn plain_v4(ip: IpAddr) -> Option<Ipv4Addr> {
-    match ip {
+    match canonical_ip(ip) {
         IpAddr::V4(v4) => Some(v4),
-        IpAddr::V6(v6) => v6.to_ipv4_mapped(),
+        IpAddr::V6(_) => None,
     }
 }
 
