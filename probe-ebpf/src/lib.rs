@@ -32,6 +32,9 @@ pub mod programs {
     pub const TCP_RETRANSMIT_SKB_CLASSIC: &str = "tracepoint__tcp__tcp_retransmit_skb";
     /// `sockops`: classic rung only; cookie and owner of accepted sockets.
     pub const SOCKOPS: &str = "sockops__passive_established";
+    /// `sockops`: BTF rung; TCP state changes of connections from inside the TCP
+    /// stack, where the kernel's recursion guard for tracing programs cannot skip them.
+    pub const SOCKOPS_STATE: &str = "sockops__tcp_state";
     /// `cgroup/sendmsg4`: destination of unconnected IPv4 UDP sends.
     pub const SENDMSG4: &str = "cgroup__sendmsg4";
     /// `cgroup/sendmsg6`: destination of unconnected IPv6 UDP sends.
@@ -75,6 +78,11 @@ pub mod maps {
     pub const CGROUP_PATHS: &str = "pl_cgroup_paths";
     /// `PL_CGROUP_PATH_LEN`: bytes of a [`CGROUP_PATHS`] value.
     pub const CGROUP_PATH_LEN: usize = 256;
+    /// Array of one `u32` of [`CONTROL_STATE_BY_SOCKOPS`] bits, written while attaching.
+    pub const CONTROL: &str = "pl_control";
+    /// `PL_CTL_STATE_BY_SOCKOPS`: [`crate::programs::SOCKOPS_STATE`] is attached, so the
+    /// state tracepoint leaves the sockets that program follows to it.
+    pub const CONTROL_STATE_BY_SOCKOPS: u32 = 1;
 }
 
 /// Names of the load-time globals (`const volatile` in `config.h`).

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{
     BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, Iter, ProgramError, SockOps, TracePoint,
 };
@@ -209,6 +209,10 @@ struct HookSpec {
     need: Need,
     /// What is lost without it, for the warning.
     provides: &'static str,
+    /// Bit of the control map (`maps::CONTROL`) raised before attaching, so that the
+    /// programs it relieves step aside from the first event on; lowered again if
+    /// attaching fails.
+    control: u32,
 }
 
 /// Every program of the object and where it goes. Order matters: owners are recorded
@@ -219,6 +223,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSock("sock_create"),
         need: Need::Required,
+        control: 0,
         provides: "socket owners",
     },
     HookSpec {
@@ -226,6 +231,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Btf,
         hook: Hook::TpBtf("inet_sock_set_state"),
         need: Need::Required,
+        control: 0,
         provides: "TCP connect, listen and close",
     },
     HookSpec {
@@ -233,13 +239,23 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Btf,
         hook: Hook::TpBtf("tcp_retransmit_skb"),
         need: Need::Required,
+        control: 0,
         provides: "TCP retransmits",
+    },
+    HookSpec {
+        program: programs::SOCKOPS_STATE,
+        rung: Rung::Btf,
+        hook: Hook::SockOps,
+        need: Need::Helpful,
+        control: maps::CONTROL_STATE_BY_SOCKOPS,
+        provides: "TCP state changes in softirq that the kernel's recursion guard skips (bpf_skc_to_tcp_sock, 5.9+)",
     },
     HookSpec {
         program: programs::SOCKOPS,
         rung: Rung::Classic,
         hook: Hook::SockOps,
         need: Need::Required,
+        control: 0,
         provides: "owners of accepted TCP sockets",
     },
     HookSpec {
@@ -247,6 +263,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Classic,
         hook: Hook::Tracepoint("sock", "inet_sock_set_state"),
         need: Need::Required,
+        control: 0,
         provides: "TCP connect, listen and close",
     },
     HookSpec {
@@ -254,6 +271,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Classic,
         hook: Hook::Tracepoint("tcp", "tcp_retransmit_skb"),
         need: Need::Required,
+        control: 0,
         provides: "TCP retransmits",
     },
     HookSpec {
@@ -261,6 +279,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::Tracepoint("syscalls", "sys_exit_accept4"),
         need: Need::Required,
+        control: 0,
         provides: "TCP accept (accept4)",
     },
     HookSpec {
@@ -268,6 +287,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::Tracepoint("syscalls", "sys_exit_accept"),
         need: Need::Required,
+        control: 0,
         provides: "TCP accept (accept)",
     },
     HookSpec {
@@ -275,6 +295,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSockAddr("sendmsg4"),
         need: Need::Udp,
+        control: 0,
         provides: "peers of unconnected IPv4 UDP sends",
     },
     HookSpec {
@@ -282,6 +303,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSockAddr("sendmsg6"),
         need: Need::Udp,
+        control: 0,
         provides: "peers of unconnected IPv6 UDP sends",
     },
     HookSpec {
@@ -289,6 +311,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSockAddr("recvmsg4"),
         need: Need::Udp,
+        control: 0,
         provides: "peers of IPv4 UDP receives",
     },
     HookSpec {
@@ -296,6 +319,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSockAddr("recvmsg6"),
         need: Need::Udp,
+        control: 0,
         provides: "peers of IPv6 UDP receives",
     },
     HookSpec {
@@ -303,6 +327,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::TpBtf("sock_send_length"),
         need: Need::Udp,
+        control: 0,
         provides: "UDP send events (kernel 6.3+)",
     },
     HookSpec {
@@ -310,6 +335,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::TpBtf("sock_recv_length"),
         need: Need::Udp,
+        control: 0,
         provides: "UDP receive events (kernel 6.3+)",
     },
     HookSpec {
@@ -317,6 +343,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSockAddr("bind4"),
         need: Need::Udp,
+        control: 0,
         provides: "ports asked for by IPv4 UDP bind()",
     },
     HookSpec {
@@ -324,6 +351,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSockAddr("bind6"),
         need: Need::Udp,
+        control: 0,
         provides: "ports asked for by IPv6 UDP bind()",
     },
     HookSpec {
@@ -331,6 +359,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSock("post_bind4"),
         need: Need::Udp,
+        control: 0,
         provides: "bound IPv4 UDP sockets",
     },
     HookSpec {
@@ -338,6 +367,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSock("post_bind6"),
         need: Need::Udp,
+        control: 0,
         provides: "bound IPv6 UDP sockets",
     },
     HookSpec {
@@ -345,6 +375,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::Iter("task_file"),
         need: Need::Snapshot,
+        control: 0,
         provides: "sockets opened before the probe started and live TCP counters (kernel 5.11+)",
     },
     HookSpec {
@@ -352,6 +383,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::CgroupSock("sock_release"),
         need: Need::Udp,
+        control: 0,
         provides: "UDP socket release (kernel 5.9+)",
     },
     HookSpec {
@@ -359,6 +391,7 @@ const HOOKS: &[HookSpec] = &[
         rung: Rung::Any,
         hook: Hook::TpBtf("cgroup_mkdir"),
         need: Need::Helpful,
+        control: 0,
         provides: "container names of cgroups removed before they were looked up",
     },
 ];
@@ -396,6 +429,8 @@ pub struct Loaded {
     pub degraded: Vec<String>,
     /// The rung tracing TCP: [`TcpHooks::Btf`] or [`TcpHooks::Tracepoint`].
     pub tcp_rung: TcpHooks,
+    /// Bits of the control map raised by the hooks attached (`maps::CONTROL_*`).
+    control: u32,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -403,6 +438,7 @@ impl std::fmt::Debug for Loaded {
         f.debug_struct("Loaded")
             .field("attached", &self.attached)
             .field("degraded", &self.degraded)
+            .field("control", &self.control)
             .finish_non_exhaustive()
     }
 }
@@ -424,10 +460,17 @@ impl Loaded {
     pub fn take_stats(&mut self) -> Result<KernelStats, LoadError> {
         let map = self.ebpf.take_map(maps::STATS).ok_or(LoadError::MissingMap(maps::STATS))?;
         let array = PerCpuArray::try_from(map).map_err(|source| LoadError::Map { name: maps::STATS, source })?;
+        // With the sockops program reporting connections' state changes, the state
+        // tracepoint's skipped runs lose nothing on the connections it follows.
+        let state_by_sockops = self.control & maps::CONTROL_STATE_BY_SOCKOPS != 0;
         let programs = self
             .ebpf
             .programs()
-            .filter_map(|(_, program)| program.fd().ok().and_then(|fd| fd.try_clone().ok()))
+            .filter_map(|(name, program)| {
+                let fd = program.fd().ok()?.try_clone().ok()?;
+                let covered = state_by_sockops && name == programs::INET_SOCK_SET_STATE;
+                Some((fd, covered))
+            })
             .collect();
         Ok(KernelStats { array, programs })
     }
@@ -474,13 +517,14 @@ impl Loaded {
 /// the kernel skipped.
 pub struct KernelStats {
     array: PerCpuArray<MapData, u64>,
-    /// The loaded programs, for their recursion misses.
-    programs: Vec<aya::programs::ProgramFd>,
+    /// The loaded programs, for their recursion misses, each with whether another
+    /// program covers the runs it misses.
+    programs: Vec<(aya::programs::ProgramFd, bool)>,
 }
 
 impl KernelStats {
     /// Current value of every counter by name: the programs' own, summed over CPUs,
-    /// and `recursion_misses`. A counter that cannot be read is reported as 0 with a
+    /// `recursion_misses` and `recursion_misses_covered`. A counter that cannot be read is reported as 0 with a
     /// warning (the probe keeps running).
     #[must_use]
     pub fn read(&self) -> std::collections::BTreeMap<&'static str, u64> {
@@ -497,18 +541,24 @@ impl KernelStats {
                 (stat.name(), total)
             })
             .collect();
-        counters.insert("recursion_misses", self.recursion_misses());
+        counters.insert("recursion_misses", self.recursion_misses(false));
+        counters.insert("recursion_misses_covered", self.recursion_misses(true));
         counters
     }
 
     /// Runs of the programs the kernel skipped, summed: a tracing program is not
     /// run again on a CPU where it is already running (a softirq interrupting it
-    /// in process context), and the event it would have sent is lost. Kernels
-    /// before 5.12 do not count them (0).
-    fn recursion_misses(&self) -> u64 {
+    /// in process context). `covered` false: the events those runs would have sent
+    /// are lost. `covered` true: runs of the state tracepoint while the sockops
+    /// program reports the state changes of every connection opened since the
+    /// probe started; only sockets older than the probe can lose a close there, and
+    /// the flow stage closes those when the kernel no longer has them. Kernels
+    /// before 5.12 do not count skipped runs (0).
+    fn recursion_misses(&self, covered: bool) -> u64 {
         self.programs
             .iter()
-            .filter_map(|fd| prog_info(std::os::fd::AsFd::as_fd(fd)).ok())
+            .filter(|(_, c)| *c == covered)
+            .filter_map(|(fd, _)| prog_info(std::os::fd::AsFd::as_fd(fd)).ok())
             .map(|info| info.recursion_misses)
             .sum()
     }
@@ -630,6 +680,7 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
 
     let mut attached = Vec::new();
     let mut degraded = Vec::new();
+    let mut control = 0;
     let wanted = |spec: &HookSpec| match spec.rung {
         Rung::Any => true,
         Rung::Btf => !classic,
@@ -639,8 +690,16 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
         if (spec.need == Need::Udp && !config.udp) || (spec.need == Need::Snapshot && !config.snapshots) {
             continue;
         }
-        match attach_one(&mut ebpf, spec, btf, cgroup) {
+        if spec.control != 0 {
+            set_control(&mut ebpf, spec.control, true)?;
+        }
+        let result = attach_one(&mut ebpf, spec, btf, cgroup);
+        if result.is_err() && spec.control != 0 {
+            set_control(&mut ebpf, spec.control, false)?;
+        }
+        match result {
             Ok(()) => {
+                control |= spec.control;
                 info!(hook = %spec.hook.describe(), program = spec.program, "attached");
                 attached.push(spec.hook.describe());
             }
@@ -653,7 +712,17 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
         }
     }
     info!(rung = rung.name(), "TCP hooks");
-    Ok(Loaded { ebpf, attached, degraded, tcp_rung: rung })
+    Ok(Loaded { ebpf, attached, degraded, tcp_rung: rung, control })
+}
+
+/// Raises or lowers `bit` in the control map the programs read.
+fn set_control(ebpf: &mut Ebpf, bit: u32, on: bool) -> Result<(), LoadError> {
+    let map = ebpf.map_mut(maps::CONTROL).ok_or(LoadError::MissingMap(maps::CONTROL))?;
+    let mut control: Array<_, u32> =
+        Array::try_from(map).map_err(|source| LoadError::Map { name: maps::CONTROL, source })?;
+    let bits = control.get(&0, 0).map_err(|source| LoadError::Map { name: maps::CONTROL, source })?;
+    let bits = if on { bits | bit } else { bits & !bit };
+    control.set(0, bits, 0).map_err(|source| LoadError::Map { name: maps::CONTROL, source })
 }
 
 /// Entries of the cookie-keyed owner map on the classic rung: live TCP sockets

@@ -131,7 +131,6 @@ struct {
 	__type(value, __u64);
 } pl_stats SEC(".maps");
 
-#endif /* PL_MAPS_H */
 
 /*
  * pl_cgroup_paths: cgroup v2 id -> the cgroup's path below the v2 root, as the
@@ -152,3 +151,18 @@ struct {
 	__type(key, __u64);
 	__type(value, struct pl_cgroup_path);
 } pl_cgroup_paths SEC(".maps");
+
+/*
+ * pl_control: one u32 of PL_CTL_* bits, written by user space while it attaches
+ * programs, read by programs that must know what else is attached.
+ */
+#define PL_CTL_STATE_BY_SOCKOPS 1U /* sockops__tcp_state is attached (see tcp_life.bpf.c) */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} pl_control SEC(".maps");
+
+#endif /* PL_MAPS_H */

@@ -67,9 +67,10 @@ static __always_inline void owner_fold_acceptor(struct pl_owner *o, __u64 cookie
 /*
  * The owner storage of a socket seen by a BTF program, created if missing
  * (sockets that existed before the probe started), with any acceptor parked
- * by the accept tracepoint folded in.
+ * by the accept tracepoint folded in. `sk` is any pointer the program type may
+ * pass to bpf_sk_storage_get (a BTF socket, or a sockops context's socket).
  */
-static __always_inline struct pl_owner *owner_get(struct sock *sk, __u64 cookie)
+static __always_inline struct pl_owner *owner_get(void *sk, __u64 cookie)
 {
 	struct pl_owner *o;
 

@@ -76,23 +76,29 @@ static __always_inline struct pl_owner *tcp_owner(struct sock *sk, __u64 cookie,
 	return owner_get(sk, cookie);
 }
 
-static __always_inline int handle_set_state(struct sock *sk, int oldstate, int newstate, const bool classic)
+/* An IPv4/IPv6 TCP socket of a traced network namespace. */
+static __always_inline bool tcp_sock_wanted(struct sock *sk)
 {
-	struct pl_event *ev;
-	struct pl_owner *o;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 kind = 0;
-	__u64 cookie, now;
 
 	if ((family != AF_INET && family != AF_INET6) || sk_proto(sk) != IPPROTO_TCP)
-		return 0;
-	if (!netns_wanted(sk_netns(sk)))
-		return 0;
-	/* On the BTF rung, always generate the cookie here: a passively
-	 * opened child is cloned in softirq, and this is its first sighting. */
-	cookie = tcp_cookie(sk, classic);
-	o = tcp_owner(sk, cookie, classic);
-	now = bpf_ktime_get_boot_ns();
+		return false;
+	return netns_wanted(sk_netns(sk));
+}
+
+/*
+ * One TCP state change of a wanted socket, whose cookie and owner storage the
+ * caller looked up: update the socket's history and send the event the
+ * transition stands for, if any. `in_task` says the hook may read `current`
+ * (tracepoints do; sockops programs have no such helpers), to adopt sockets
+ * older than the probe when they connect or listen.
+ */
+static __always_inline void tcp_state_change(struct sock *sk, struct pl_owner *o, __u64 cookie, int oldstate,
+					     int newstate, const bool in_task)
+{
+	struct pl_event *ev;
+	__u16 kind = 0;
+	__u64 now = bpf_ktime_get_boot_ns();
 
 	if (o) {
 		if (oldstate == TCP_CLOSE && newstate == TCP_SYN_RECV) {
@@ -102,7 +108,7 @@ static __always_inline int handle_set_state(struct sock *sk, int oldstate, int n
 			o->syn_ts_ns = 0;
 			o->retrans_seen = 0;
 		}
-		if (!o->known && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
+		if (in_task && !o->known && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN))
 			owner_from_current(o);
 		if (newstate == TCP_SYN_SENT)
 			o->syn_ts_ns = now;
@@ -118,11 +124,11 @@ static __always_inline int handle_set_state(struct sock *sk, int oldstate, int n
 	else if (newstate == TCP_CLOSE)
 		kind = PL_EV_CLOSE;
 	if (!kind)
-		return 0;
+		return;
 
 	ev = event_reserve(kind);
 	if (!ev)
-		return 0;
+		return;
 	event_fill_tuple(ev, sk);
 	ev->cookie = cookie;
 	ev->state = newstate;
@@ -148,21 +154,110 @@ static __always_inline int handle_set_state(struct sock *sk, int oldstate, int n
 		break;
 	}
 	event_submit(ev);
-	if (classic && newstate == TCP_CLOSE && cookie)
-		bpf_map_delete_elem(&pl_owners_by_cookie, &cookie);
-	return 0;
+}
+
+/*
+ * Whether sockops__tcp_state reports this socket's state changes, so the
+ * tracepoint must not report them again: that program is attached, and the
+ * socket asked for BPF_SOCK_OPS_STATE_CB (which our sockops program does for
+ * every connection it sees; another BPF program may also have).
+ */
+static __always_inline bool tcp_state_by_sockops(struct sock *sk)
+{
+	__u32 key = 0;
+	__u32 *control = bpf_map_lookup_elem(&pl_control, &key);
+	struct tcp_sock *tp = (void *)sk;
+
+	if (!control || !(*control & PL_CTL_STATE_BY_SOCKOPS))
+		return false;
+	if (!bpf_core_field_exists(tp->bpf_sock_ops_cb_flags))
+		return false;
+	return BPF_CORE_READ(tp, bpf_sock_ops_cb_flags) & BPF_SOCK_OPS_STATE_CB_FLAG;
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tp_btf__inet_sock_set_state, struct sock *sk, int oldstate, int newstate)
 {
-	return handle_set_state(sk, oldstate, newstate, false);
+	__u64 cookie;
+
+	if (!tcp_sock_wanted(sk) || tcp_state_by_sockops(sk))
+		return 0;
+	/* Always generate the cookie here: a passively opened child is
+	 * cloned in softirq, and this is its first sighting. */
+	cookie = bpf_get_socket_cookie(sk);
+	tcp_state_change(sk, owner_get(sk, cookie), cookie, oldstate, newstate, true);
+	return 0;
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int tracepoint__sock__inet_sock_set_state(struct inet_sock_set_state_ctx *ctx)
 {
-	return handle_set_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, true);
+	struct sock *sk = (struct sock *)ctx->skaddr;
+	__u64 cookie;
+
+	if (!tcp_sock_wanted(sk))
+		return 0;
+	cookie = tcp_cookie(sk, true);
+	tcp_state_change(sk, owner_get_by_cookie(cookie), cookie, ctx->oldstate, ctx->newstate, true);
+	if (ctx->newstate == TCP_CLOSE && cookie)
+		bpf_map_delete_elem(&pl_owners_by_cookie, &cookie);
+	return 0;
+}
+
+/*
+ * sockops, BTF rung (5.9+ for bpf_skc_to_tcp_sock): the same state changes,
+ * from inside tcp_set_state() rather than from the tracepoint. Tracing
+ * programs are skipped when their hook fires again on a CPU where they are
+ * already running (a softirq interrupting a close() in process context): the
+ * kernel counts that in recursion_misses and the event is lost. sockops
+ * programs have no such guard, so every connection asks for
+ * BPF_SOCK_OPS_STATE_CB as soon as it exists: at connect() for active opens,
+ * when the handshake completes for passive ones. Transitions before that
+ * (CLOSE -> SYN_SENT, CLOSE -> SYN_RECV, LISTEN) stay with the tracepoint; they
+ * run in process context, or first in the softirq that makes the child.
+ */
+static __always_inline int handle_sockops_state(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *bsk = skops->sk;
+	struct sock *sk;
+	struct pl_owner *o;
+	__u64 cookie;
+
+	if (!bsk)
+		return 1;
+	sk = (struct sock *)bpf_skc_to_tcp_sock(bsk);
+	if (!sk)
+		return 1;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		/* Start the child's history afresh here too, in case the
+		 * tracepoint missed its CLOSE -> SYN_RECV. */
+		o = bpf_sk_storage_get(&pl_owners, bsk, 0, 0);
+		if (o) {
+			o->states_seen = (1U << TCP_CLOSE) | (1U << TCP_SYN_RECV);
+			o->syn_ts_ns = 0;
+			o->retrans_seen = 0;
+		}
+		/* fall through */
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		if (tcp_sock_wanted(sk))
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+		return 1;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (!tcp_sock_wanted(sk))
+			return 1;
+		cookie = bpf_get_socket_cookie(skops);
+		tcp_state_change(sk, owner_get(bsk, cookie), cookie, skops->args[0], skops->args[1], false);
+		return 1;
+	}
+	return 1;
+}
+
+SEC("sockops")
+int sockops__tcp_state(struct bpf_sock_ops *skops)
+{
+	return handle_sockops_state(skops);
 }
 
 static __always_inline int handle_retransmit(struct sock *sk, const bool classic)

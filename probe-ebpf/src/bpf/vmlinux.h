@@ -120,6 +120,7 @@ struct tcp_sock {
 	u32 srtt_us;
 	u32 snd_una;
 	u32 write_seq;
+	u8 bpf_sock_ops_cb_flags; /* CONFIG_BPF; checked with bpf_core_field_exists */
 };
 
 struct qstr {
