@@ -59,6 +59,9 @@ pub mod programs {
     pub const SOCK_RELEASE: &str = "cgroup__sock_release";
     /// `iter/task_file`: snapshot of every open TCP/UDP socket with its holder.
     pub const ITER_TASK_FILE: &str = "iter__task_file";
+    /// `iter/bpf_sk_storage_map` over [`crate::maps::OWNERS`]: the cookie of every TCP
+    /// socket the kernel still has.
+    pub const ITER_LIVE_TCP: &str = "iter__live_tcp";
     /// `tp_btf/cgroup_mkdir`: paths of new cgroups, kept in [`crate::maps::CGROUP_PATHS`].
     pub const CGROUP_MKDIR: &str = "tp_btf__cgroup_mkdir";
 }
@@ -69,6 +72,8 @@ pub mod maps {
     pub const EVENTS: &str = "pl_events";
     /// Per-CPU `u64` counters indexed by [`crate::abi::Stat`].
     pub const STATS: &str = "pl_stats";
+    /// Socket storage of owners: one entry per traced socket, freed with it.
+    pub const OWNERS: &str = "pl_owners";
     /// LRU hash `cookie -> owner` used by the classic-tracepoint rung.
     pub const OWNERS_BY_COOKIE: &str = "pl_owners_by_cookie";
     /// Hash `u32 -> u8`: network namespace inodes to trace (when the filter is on).

@@ -166,6 +166,20 @@ impl Tracer {
         events
     }
 
+    /// Runs the live-socket iterator: the cookies of every TCP socket the kernel still
+    /// has. `None` when the iterator is unavailable; a failed run is logged and also
+    /// gives `None` (no flow is closed on a failed check).
+    #[must_use]
+    pub fn live_tcp(&self) -> Option<rustc_hash::FxHashSet<u64>> {
+        match self.loaded.live_tcp_cookies() {
+            Ok(cookies) => cookies.map(|c| c.into_iter().collect()),
+            Err(error) => {
+                warn!(%error, "live-socket check failed");
+                None
+            }
+        }
+    }
+
     /// Stops the reader and waits for it; the event channel then holds what was left.
     async fn finish_reader(&mut self) -> Result<(), AppError> {
         self.stop();
@@ -228,7 +242,12 @@ where
                 None => open = false,
             },
             _ = tick.tick() => flows.table.tick(boot_ns_now(), &mut flows.batch),
-            _ = snapshot.tick() => flows.events(&tracer.snapshot()),
+            _ = snapshot.tick() => {
+                flows.events(&tracer.snapshot());
+                if let Some(alive) = tracer.live_tcp() {
+                    flows.table.tcp_alive(&alive, boot_ns_now());
+                }
+            }
             _ = inventory.tick() => {
                 let now = boot_ns_now();
                 flows.table.add_interface_addrs(interface_addrs(), now);

@@ -7,9 +7,10 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf};
 use aya::programs::{
     BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, Iter, ProgramError, SockOps, TracePoint,
 };
@@ -379,6 +380,14 @@ const HOOKS: &[HookSpec] = &[
         provides: "sockets opened before the probe started and live TCP counters (kernel 5.11+)",
     },
     HookSpec {
+        program: programs::ITER_LIVE_TCP,
+        rung: Rung::Any,
+        hook: Hook::Iter("bpf_sk_storage_map"),
+        need: Need::Snapshot,
+        control: 0,
+        provides: "closing the flows of TCP sockets gone without a close event (kernel 5.9+)",
+    },
+    HookSpec {
         program: programs::SOCK_RELEASE,
         rung: Rung::Any,
         hook: Hook::CgroupSock("sock_release"),
@@ -511,6 +520,23 @@ impl Loaded {
         file.read_to_end(&mut out)?;
         Ok(Some(out))
     }
+
+    /// Runs the live-socket iterator once: the cookies of every TCP socket the kernel
+    /// has not freed yet (with or without a descriptor). `None` when the iterator is
+    /// not loaded (snapshots not asked for, or a kernel before 5.9).
+    ///
+    /// # Errors
+    /// When the kernel refuses to create or run the iterator.
+    pub fn live_tcp_cookies(&self) -> io::Result<Option<Vec<u64>>> {
+        let Some(program) = self.ebpf.program(programs::ITER_LIVE_TCP) else { return Ok(None) };
+        let Ok(prog) = program.fd() else { return Ok(None) };
+        let Some(Map::SkStorage(owners)) = self.ebpf.map(maps::OWNERS) else {
+            return Err(io::Error::other(format!("map {} is missing from the eBPF object", maps::OWNERS)));
+        };
+        let bytes = run_map_iterator(prog.as_fd(), owners.fd().as_fd())?;
+        let cookies = bytes.chunks_exact(8).filter_map(|c| c.try_into().ok()).map(u64::from_ne_bytes);
+        Ok(Some(cookies.collect()))
+    }
 }
 
 /// Reader of the per-CPU loss counters the programs increment, and of the runs
@@ -558,7 +584,7 @@ impl KernelStats {
         self.programs
             .iter()
             .filter(|(_, c)| *c == covered)
-            .filter_map(|(fd, _)| prog_info(std::os::fd::AsFd::as_fd(fd)).ok())
+            .filter_map(|(fd, _)| prog_info(fd.as_fd()).ok())
             .map(|info| info.recursion_misses)
             .sum()
     }
@@ -566,8 +592,7 @@ impl KernelStats {
 
 /// The kernel's description of a loaded program (`BPF_OBJ_GET_INFO_BY_FD`); fields
 /// this kernel does not know stay 0.
-fn prog_info(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<aya_obj::generated::bpf_prog_info> {
-    use std::os::fd::AsRawFd;
+fn prog_info(fd: BorrowedFd<'_>) -> io::Result<aya_obj::generated::bpf_prog_info> {
     /// `union bpf_attr` for `BPF_OBJ_GET_INFO_BY_FD`.
     #[repr(C)]
     struct InfoByFd {
@@ -578,24 +603,85 @@ fn prog_info(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<aya_obj::generated::
     // SAFETY: bpf_prog_info is a plain C struct; all zeroes is a valid value.
     let mut info: aya_obj::generated::bpf_prog_info = unsafe { std::mem::zeroed() };
     let attr = InfoByFd {
-        bpf_fd: u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+        bpf_fd: raw_fd(fd)?,
         info_len: u32::try_from(std::mem::size_of_val(&info)).expect("bpf_prog_info is small"),
         info: std::ptr::from_mut(&mut info) as u64,
     };
     // SAFETY: the attribute points at `info`, which outlives the call, and gives its
     // size; the kernel writes at most that many bytes.
+    unsafe { bpf(aya_obj::generated::bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &attr) }?;
+    Ok(info)
+}
+
+/// Creates and runs an iterator over the elements of a map (`iter/bpf_sk_storage_map`
+/// and the like), which aya cannot attach: link with the map's fd, then an iterator
+/// file, read to the end.
+fn run_map_iterator(prog: BorrowedFd<'_>, map: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    /// `union bpf_iter_link_info`, the map member.
+    #[repr(C)]
+    struct IterLinkInfo {
+        map_fd: u32,
+    }
+    /// `union bpf_attr` for `BPF_LINK_CREATE` of an iterator.
+    #[repr(C)]
+    struct LinkCreate {
+        prog_fd: u32,
+        target_fd: u32,
+        attach_type: u32,
+        flags: u32,
+        iter_info: u64,
+        iter_info_len: u32,
+    }
+    /// `union bpf_attr` for `BPF_ITER_CREATE`.
+    #[repr(C)]
+    struct IterCreate {
+        link_fd: u32,
+        flags: u32,
+    }
+    let info = IterLinkInfo { map_fd: raw_fd(map)? };
+    let attr = LinkCreate {
+        prog_fd: raw_fd(prog)?,
+        target_fd: 0,
+        attach_type: aya_obj::generated::bpf_attach_type::BPF_TRACE_ITER as u32,
+        flags: 0,
+        iter_info: std::ptr::from_ref(&info) as u64,
+        iter_info_len: u32::try_from(std::mem::size_of::<IterLinkInfo>()).expect("tiny"),
+    };
+    // SAFETY: the attribute and the link info it points at outlive the call.
+    let link = unsafe { bpf(aya_obj::generated::bpf_cmd::BPF_LINK_CREATE, &attr) }?;
+    // SAFETY: BPF_LINK_CREATE returned a new descriptor that nothing else owns.
+    let link = unsafe { OwnedFd::from_raw_fd(link) };
+    let attr = IterCreate { link_fd: raw_fd(link.as_fd())?, flags: 0 };
+    // SAFETY: the attribute outlives the call.
+    let iter = unsafe { bpf(aya_obj::generated::bpf_cmd::BPF_ITER_CREATE, &attr) }?;
+    // SAFETY: BPF_ITER_CREATE returned a new descriptor that nothing else owns.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(iter) });
+    let mut out = Vec::new();
+    file.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn raw_fd(fd: BorrowedFd<'_>) -> io::Result<u32> {
+    u32::try_from(fd.as_raw_fd()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// The `bpf(2)` system call with command `cmd` and attribute `attr`; the descriptor
+/// or value it returns.
+///
+/// # Safety
+/// `attr` must be the `union bpf_attr` layout `cmd` expects, and every pointer in it
+/// valid for what the kernel reads or writes through it during the call.
+unsafe fn bpf<T>(cmd: aya_obj::generated::bpf_cmd, attr: &T) -> io::Result<i32> {
+    // SAFETY: upheld by the caller; the size passed is that of `attr`.
     let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            aya_obj::generated::bpf_cmd::BPF_OBJ_GET_INFO_BY_FD as libc::c_long,
-            std::ptr::from_ref(&attr),
-            std::mem::size_of::<InfoByFd>(),
-        )
+        libc::syscall(libc::SYS_bpf, cmd as libc::c_long, std::ptr::from_ref(attr), std::mem::size_of::<T>())
     };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(info)
+    i32::try_from(rc).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
 }
 
 /// Checks the environment, loads the object and attaches every hook the kernel offers.

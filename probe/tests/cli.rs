@@ -90,6 +90,7 @@ fn watch_json_prints_events_and_a_stats_line_on_sigterm() {
     assert_eq!(stats["event"], "stats");
     assert_eq!(stats["kernel"]["ringbuf_full"], 0);
     assert!(stats["kernel"]["recursion_misses"].is_u64(), "the kernel's skipped runs are reported: {last}");
+    assert!(stats["kernel"]["recursion_misses_covered"].is_u64(), "and those sockops covered: {last}");
     assert!(stats["received"].as_u64().unwrap() >= 1);
 }
 

@@ -83,6 +83,18 @@ impl Events {
         self.tracer.kernel_stats()
     }
 
+    /// Hooks attached, as `kind/name`.
+    #[must_use]
+    pub fn attached(&self) -> &[String] {
+        self.tracer.attached()
+    }
+
+    /// One run of the live-socket check: cookies of the TCP sockets the kernel has.
+    #[must_use]
+    pub fn live_tcp(&self) -> Option<rustc_hash::FxHashSet<u64>> {
+        self.tracer.live_tcp()
+    }
+
     /// Source-stage counts: (received, decode errors, channel full).
     #[must_use]
     pub fn source_counts(&self) -> (u64, u64, u64) {

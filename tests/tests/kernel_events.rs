@@ -315,12 +315,66 @@ async fn ten_thousand_rapid_connections_each_appear_exactly_once() {
     let client_ports: HashSet<u16> = connects.iter().map(|e| e.local.port()).collect();
     let accepted_ports: HashSet<u16> = accepts.iter().map(|e| e.remote.port()).collect();
     assert_eq!(client_ports, accepted_ports, "every connect has its accept");
+    // Closes come from sockops (kernel 5.9+) or the tracepoint, never from both.
+    let sockets: HashSet<u64> = connect_cookies.union(&accept_cookies).copied().collect();
+    events.wait_n("storm closes", 2 * N, |e| e.detail.name() == "close" && sockets.contains(&e.cookie)).await;
+    events.settle(Duration::from_millis(500)).await;
+    let closes: Vec<u64> = events
+        .seen
+        .iter()
+        .filter(|e| e.detail.name() == "close" && sockets.contains(&e.cookie))
+        .map(|e| e.cookie)
+        .collect();
+    assert_eq!(closes.len(), 2 * N, "one close per socket");
+    assert_eq!(closes.iter().collect::<HashSet<_>>().len(), 2 * N, "every socket closes");
+    if events.attached().iter().any(|h| h.starts_with("tp_btf/")) {
+        assert!(events.attached().iter().any(|h| h == "sockops"), "the btf rung follows state changes with sockops");
+    }
     let stats = events.kernel_stats();
     for loss in ["ringbuf_full", "storage_fail", "accept_map_full", "accept_read_fail"] {
         assert_eq!(stats[loss], 0, "kernel-side {loss}");
     }
     let (_, decode_errors, channel_full) = events.source_counts();
     assert_eq!((decode_errors, channel_full), (0, 0));
+}
+
+/// The live-socket check lists a TCP socket as long as the kernel has it, and not once
+/// the kernel has freed it: what lets the flow stage close flows whose close event the
+/// kernel skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_socket_check_lists_tcp_sockets_until_the_kernel_frees_them() {
+    use std::os::fd::AsRawFd;
+    if !kernel_tests_enabled("live-socket check") {
+        return;
+    }
+    let events = Events::start(&loader_config());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    let cookie = |fd: &dyn AsRawFd| {
+        let mut cookie = 0u64;
+        let mut len = libc::socklen_t::try_from(std::mem::size_of::<u64>()).unwrap();
+        // SAFETY: SO_COOKIE writes one u64 into `cookie`, whose size `len` gives.
+        let rc = unsafe {
+            libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_COOKIE, (&raw mut cookie).cast(), &raw mut len)
+        };
+        assert_eq!(rc, 0, "SO_COOKIE: {}", std::io::Error::last_os_error());
+        cookie
+    };
+    let (c, s, l) = (cookie(&client), cookie(&server), cookie(&listener));
+    let live = events.live_tcp().expect("the live-socket iterator runs on this kernel");
+    assert!(live.contains(&c) && live.contains(&s) && live.contains(&l), "open sockets are listed");
+    drop((client, server));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = events.live_tcp().expect("the live-socket iterator runs");
+        assert!(live.contains(&l), "the listener is still open");
+        if !live.contains(&c) && !live.contains(&s) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "closed sockets still listed after 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A cgroup made while tracing is recorded by the kernel with its path, and the

@@ -14,6 +14,13 @@
  * Sockets the probe has no owner for yet get one here, in their storage (and
  * in the cookie map on the classic rung), so that their later kernel events are
  * attributed too.
+ *
+ * Live TCP sockets: iter/bpf_sk_storage_map (5.9+) over pl_owners writes the
+ * cookie (8 bytes) of every TCP socket that has an owner entry. The kernel frees
+ * that entry only with the socket itself, so the list holds every socket not yet
+ * freed, with or without a descriptor (orphans still closing included). User
+ * space closes the flows of sockets missing from it twice in a row: sockets
+ * whose close event never came.
  */
 #include "common.h"
 
@@ -89,4 +96,22 @@ SEC("iter/task_file")
 int iter__task_file(struct bpf_iter__task_file *ctx)
 {
 	return handle_task_file(ctx);
+}
+
+static __always_inline int handle_live_tcp(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct sock *sk = ctx->sk;
+	__u64 cookie;
+
+	if (!sk || !ctx->value || sk_proto(sk) != IPPROTO_TCP)
+		return 0;
+	cookie = bpf_get_socket_cookie(sk);
+	bpf_seq_write(ctx->meta->seq, &cookie, sizeof(cookie));
+	return 0;
+}
+
+SEC("iter/bpf_sk_storage_map")
+int iter__live_tcp(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	return handle_live_tcp(ctx);
 }

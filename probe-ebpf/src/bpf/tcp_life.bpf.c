@@ -17,6 +17,10 @@
  *    every TCP state change with the socket. Transitions are turned into
  *    events here; the ones that do not matter to user space only update the
  *    socket's history (states seen, SYN time).
+ *  - sockops BPF_SOCK_OPS_STATE_CB (BTF rung, 5.9+): the same transitions for
+ *    every connection once it exists, from inside tcp_set_state(), where the
+ *    kernel cannot skip them; the tracepoint then leaves those sockets alone.
+ *    See handle_sockops_state.
  *  - tp_btf/tcp_retransmit_skb: one event per retransmitted segment. Runs
  *    from the retransmit timer as the idle task or from softirq: the owner
  *    always comes from socket storage.

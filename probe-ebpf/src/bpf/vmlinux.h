@@ -218,6 +218,17 @@ struct bpf_iter__task_file {
 	struct file *file;
 };
 
+struct bpf_map;
+
+/* Context of iter/bpf_sk_storage_map programs: one call per socket that has an
+ * entry in the socket storage map the iterator was created for. */
+struct bpf_iter__bpf_sk_storage_map {
+	struct bpf_iter_meta *meta;
+	struct bpf_map *map;
+	struct sock *sk;
+	void *value;
+};
+
 #pragma clang attribute pop
 
 /*

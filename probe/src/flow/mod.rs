@@ -67,6 +67,11 @@ pub struct FlowCounters {
     pub udp_peer_unknown: u64,
     /// Flow records emitted.
     pub flow_records: u64,
+    /// TCP sockets closed by the table because the kernel no longer had them and no
+    /// close event came (end reason `gone`).
+    pub tcp_closes_missed: u64,
+    /// Events of such sockets arriving after their flow was closed: not folded in.
+    pub tcp_events_after_gone: u64,
 }
 
 fn ns(d: Duration) -> u64 {
@@ -121,6 +126,20 @@ struct Half {
     closed_ns: Option<NonZeroU64>,
     /// The state the socket closed from (TCP).
     closed_from: Option<TcpState>,
+    /// What the live-socket checks found of this socket (TCP).
+    liveness: Liveness,
+}
+
+/// What the live-socket checks ([`FlowTable::tcp_alive`]) found of a TCP socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Liveness {
+    /// Listed by the last check (or none ran since it was seen).
+    #[default]
+    Listed,
+    /// Missing from the last check: gone, or closing with its event on its way.
+    Missing,
+    /// Missing from two checks in a row: closed by the table, its close never seen.
+    Gone,
 }
 
 impl Half {
@@ -139,6 +158,7 @@ impl Half {
             srtt_us: None,
             closed_ns: None,
             closed_from: None,
+            liveness: Liveness::Listed,
         }
     }
 
@@ -231,6 +251,10 @@ impl Flow {
         if let Some(end) = self.end {
             return end;
         }
+        // No end was seen closing: the table closed them when their sockets were gone.
+        if self.halves().all(|h| h.closed_from.is_none()) && self.halves().any(|h| h.liveness == Liveness::Gone) {
+            return EndReason::Gone;
+        }
         // An orderly close leaves ESTABLISHED through the FIN states; a socket that
         // goes to CLOSE straight from ESTABLISHED (or with unread data, from
         // CLOSE_WAIT) was reset.
@@ -296,8 +320,14 @@ pub struct FlowTable {
     /// The address `see_local_ip` saw last, as given, and whether it is loopback.
     last_local_ip: Option<(IpAddr, bool)>,
     deps: HashMap<(Proto, IpAddr, u16), Dependency>,
+    /// Sockets closed by [`FlowTable::tcp_alive`], with when: a late event of one must
+    /// not open a new flow. Forgotten after [`GONE_MEMORY`].
+    gone: HashMap<u64, u64>,
     counters: FlowCounters,
 }
+
+/// How long the table remembers sockets it closed for being gone.
+const GONE_MEMORY: Duration = Duration::from_secs(600);
 
 impl FlowTable {
     /// An empty table. `boot_id` makes flow ids unique across reboots.
@@ -319,6 +349,7 @@ impl FlowTable {
             local_ips: HashMap::default(),
             last_local_ip: None,
             deps: HashMap::default(),
+            gone: HashMap::default(),
             counters: FlowCounters::default(),
         }
     }
@@ -375,6 +406,14 @@ impl FlowTable {
 
     /// Folds one socket event into the table; listen records are emitted at once.
     pub fn on_event(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
+        if !self.gone.is_empty()
+            && ev.proto == Proto::Tcp
+            && self.gone.contains_key(&ev.cookie)
+            && !self.tcp_by_cookie.contains_key(&ev.cookie)
+        {
+            self.counters.tcp_events_after_gone += 1;
+            return;
+        }
         match &ev.detail {
             Detail::Listen => self.on_listen(ev, out),
             Detail::Connect { latency, .. } => {
@@ -717,6 +756,40 @@ impl FlowTable {
             self.emit(fid, FlowState::Closed, now_ns, out);
             self.remove_flow(fid);
         }
+    }
+
+    /// Closes the TCP ends whose sockets the kernel has freed without a close event
+    /// (one the kernel skipped, or one lost with a full ring buffer). `alive` holds the
+    /// cookie of every TCP socket the kernel still has, listed at `now_ns` by the
+    /// live-socket iterator. An end missing from two checks in a row is gone: after
+    /// one, its close event may still be on its way.
+    pub fn tcp_alive(&mut self, alive: &rustc_hash::FxHashSet<u64>, now_ns: u64) {
+        let mut gone = Vec::new();
+        for (_, flow) in self.flows.iter_mut() {
+            if flow.proto != Proto::Tcp || flow.end.is_some() {
+                continue;
+            }
+            let last_ns = flow.last_ns;
+            for half in flow.client.iter_mut().chain(flow.server.iter_mut()) {
+                // Cookie 0: a socket the kernel never named, which no check can list.
+                if half.closed_ns.is_some() || half.cookie == 0 {
+                    continue;
+                }
+                half.liveness = match (alive.contains(&half.cookie), half.liveness) {
+                    (true, _) => Liveness::Listed,
+                    (false, Liveness::Listed) => Liveness::Missing,
+                    (false, _) => {
+                        half.closed_ns = Some(instant(last_ns));
+                        gone.push(half.cookie);
+                        Liveness::Gone
+                    }
+                };
+            }
+        }
+        self.counters.tcp_closes_missed += gone.len() as u64;
+        let memory = ns(GONE_MEMORY);
+        self.gone.retain(|_, at| now_ns.saturating_sub(*at) < memory);
+        self.gone.extend(gone.into_iter().map(|cookie| (cookie, now_ns)));
     }
 
     /// At shutdown: every flow's last record — `closed` for ended ones, a final

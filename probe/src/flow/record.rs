@@ -151,6 +151,9 @@ pub enum EndReason {
     Close,
     /// The connection attempt failed.
     FailedConnect,
+    /// The socket is gone and no close was seen (a close event the kernel skipped or
+    /// lost): closed by the live-socket check, with the counters last read.
+    Gone,
 }
 
 /// One flow record: src is always the initiator (client), dst the server.

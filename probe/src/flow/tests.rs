@@ -346,3 +346,62 @@ fn ended_flows_leave_no_trace_behind() {
     assert_eq!(records, 20_000, "every connection reported");
     assert!(t.eviction_queue_len() <= 1024 + 2, "the eviction queue holds {} ids", t.eviction_queue_len());
 }
+
+fn alive(cookies: &[u64]) -> rustc_hash::FxHashSet<u64> {
+    cookies.iter().copied().collect()
+}
+
+#[test]
+fn a_socket_missing_from_two_live_checks_is_closed_as_gone() {
+    let mut t = table();
+    let mut out = run(
+        &mut t,
+        &[
+            ev(0, 1, "127.0.0.1:40000", "127.0.0.1:80", 100, connect()),
+            ev(MS, 2, "127.0.0.1:80", "127.0.0.1:40000", 200, Detail::Accept),
+            // The server's close came; the client's was skipped by the kernel.
+            ev(2 * MS, 2, "127.0.0.1:80", "127.0.0.1:40000", 200, close(TcpState::LastAck, Opening::Passive, 5, 7)),
+        ],
+        S,
+    );
+    let closed = |out: &[Record]| flows(out).into_iter().filter(|f| f.state == FlowState::Closed).count();
+    assert_eq!(closed(&out), 0, "the client end is still open");
+    t.tcp_alive(&alive(&[]), 15 * S);
+    t.tick(16 * S, &mut out);
+    assert_eq!(closed(&out), 0, "one miss may be a close still on its way");
+    t.tcp_alive(&alive(&[]), 30 * S);
+    t.tick(31 * S, &mut out);
+    let f = flows(&out);
+    let last = f.last().expect("records");
+    assert_eq!(closed(&out), 1, "{out:#?}");
+    assert_eq!((last.state, last.end_reason), (FlowState::Closed, Some(EndReason::Fin)), "the server end's close");
+    assert_eq!(last.dst_bytes, 5);
+    assert_eq!(t.counters().tcp_closes_missed, 1);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn a_flow_whose_every_close_was_missed_ends_as_gone_and_late_events_are_dropped() {
+    let mut t = table();
+    let mut out = run(&mut t, &[ev(MS, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect())], S);
+    assert_eq!(flows(&out).len(), 1, "opened");
+    t.tcp_alive(&alive(&[1]), 15 * S);
+    t.tcp_alive(&alive(&[9]), 30 * S);
+    t.tcp_alive(&alive(&[1]), 45 * S);
+    t.tick(46 * S, &mut out);
+    let states = |out: &[Record]| flows(out).iter().map(|f| f.state).collect::<Vec<_>>();
+    assert_eq!(states(&out), [FlowState::Open, FlowState::Update], "listed again after one miss: still open");
+    t.tcp_alive(&alive(&[]), 60 * S);
+    t.tcp_alive(&alive(&[]), 75 * S);
+    t.tick(76 * S, &mut out);
+    let f = flows(&out);
+    assert_eq!(states(&out), [FlowState::Open, FlowState::Update, FlowState::Closed]);
+    assert_eq!(f[2].end_reason, Some(EndReason::Gone));
+    assert_eq!(f[2].last_seen, f[0].last_seen, "ended at its last sign of life, not at the check");
+
+    let late =
+        ev(77 * S, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, close(TcpState::FinWait2, Opening::Active, 1, 1));
+    let out = run(&mut t, &[late], 80 * S);
+    assert!(flows(&out).is_empty() && t.is_empty(), "no second flow for a socket closed as gone");
+    assert_eq!((t.counters().tcp_closes_missed, t.counters().tcp_events_after_gone), (1, 1));
+}

@@ -206,6 +206,7 @@ fn end_reason_text(flow: &FlowRecord) -> Option<[&str; 2]> {
         EndReason::Timeout => ["idle timeout", ""],
         EndReason::Close => ["socket closed", ""],
         EndReason::FailedConnect => ["connect failed: ", flow.connect_error.as_deref().unwrap_or("unknown")],
+        EndReason::Gone => ["socket gone, close not seen", ""],
     })
 }
 

@@ -95,6 +95,7 @@ pub fn record(r: &Record) -> v1::Record {
                     EndReason::Timeout => v1::EndReason::Timeout,
                     EndReason::Close => v1::EndReason::Close,
                     EndReason::FailedConnect => v1::EndReason::FailedConnect,
+                    EndReason::Gone => v1::EndReason::Gone,
                 })
                 .into(),
             connect_error: f.connect_error.clone(),
@@ -144,6 +145,8 @@ pub fn stats(s: &RunStats) -> v1::Record {
             udp_peer_unknown: s.flows.udp_peer_unknown,
             flow_records: s.flows.flow_records,
             output_dropped: s.output_dropped,
+            tcp_closes_missed: s.flows.tcp_closes_missed,
+            tcp_events_after_gone: s.flows.tcp_events_after_gone,
         })),
     }
 }
