@@ -166,16 +166,15 @@ impl Tracer {
         events
     }
 
-    /// Runs the live-socket iterator: the cookies of every TCP socket the kernel still
-    /// has. `None` when the iterator is unavailable; a failed run is logged and also
-    /// gives `None` (no flow is closed on a failed check).
-    #[must_use]
-    pub fn live_tcp(&self) -> Option<rustc_hash::FxHashSet<u64>> {
-        match self.loaded.live_tcp_cookies() {
-            Ok(cookies) => cookies.map(|c| c.into_iter().collect()),
+    /// Runs the live-socket iterator, handing `each` the cookie of every TCP socket
+    /// the kernel still has. False when the iterator is unavailable, or when the run
+    /// failed (logged): the list is then incomplete and must not close anything.
+    pub fn live_tcp(&self, each: impl FnMut(u64)) -> bool {
+        match self.loaded.live_tcp_cookies(each) {
+            Ok(ran) => ran,
             Err(error) => {
                 warn!(%error, "live-socket check failed");
-                None
+                false
             }
         }
     }
@@ -244,8 +243,8 @@ where
             _ = tick.tick() => flows.table.tick(boot_ns_now(), &mut flows.batch),
             _ = snapshot.tick() => {
                 flows.events(&tracer.snapshot());
-                if let Some(alive) = tracer.live_tcp() {
-                    flows.table.tcp_alive(&alive, boot_ns_now());
+                if tracer.live_tcp(|cookie| flows.table.tcp_listed(cookie)) {
+                    flows.table.tcp_check_done(boot_ns_now());
                 }
             }
             _ = inventory.tick() => {

@@ -521,21 +521,38 @@ impl Loaded {
         Ok(Some(out))
     }
 
-    /// Runs the live-socket iterator once: the cookies of every TCP socket the kernel
-    /// has not freed yet (with or without a descriptor). `None` when the iterator is
-    /// not loaded (snapshots not asked for, or a kernel before 5.9).
+    /// Runs the live-socket iterator once and hands `each` the cookie of every TCP
+    /// socket the kernel has not freed yet (with or without a descriptor), as they are
+    /// read: nothing proportional to the number of sockets is held. False when the
+    /// iterator is not loaded (snapshots not asked for, or a kernel before 5.9).
     ///
     /// # Errors
-    /// When the kernel refuses to create or run the iterator.
-    pub fn live_tcp_cookies(&self) -> io::Result<Option<Vec<u64>>> {
-        let Some(program) = self.ebpf.program(programs::ITER_LIVE_TCP) else { return Ok(None) };
-        let Ok(prog) = program.fd() else { return Ok(None) };
+    /// When the kernel refuses to create or run the iterator; `each` may have seen
+    /// part of the list then.
+    pub fn live_tcp_cookies(&self, mut each: impl FnMut(u64)) -> io::Result<bool> {
+        use std::io::Read;
+        let Some(program) = self.ebpf.program(programs::ITER_LIVE_TCP) else { return Ok(false) };
+        let Ok(prog) = program.fd() else { return Ok(false) };
         let Some(Map::SkStorage(owners)) = self.ebpf.map(maps::OWNERS) else {
             return Err(io::Error::other(format!("map {} is missing from the eBPF object", maps::OWNERS)));
         };
-        let bytes = run_map_iterator(prog.as_fd(), owners.fd().as_fd())?;
-        let cookies = bytes.chunks_exact(8).filter_map(|c| c.try_into().ok()).map(u64::from_ne_bytes);
-        Ok(Some(cookies.collect()))
+        let mut file = map_iterator(prog.as_fd(), owners.fd().as_fd())?;
+        let mut buf = [0u8; 16 * 1024];
+        let mut filled = 0;
+        loop {
+            let n = file.read(&mut buf[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+            let whole = filled - filled % 8;
+            for chunk in buf[..whole].chunks_exact(8) {
+                each(u64::from_ne_bytes(chunk.try_into().unwrap_or_default()));
+            }
+            buf.copy_within(whole..filled, 0);
+            filled -= whole;
+        }
+        Ok(true)
     }
 }
 
@@ -613,11 +630,10 @@ fn prog_info(fd: BorrowedFd<'_>) -> io::Result<aya_obj::generated::bpf_prog_info
     Ok(info)
 }
 
-/// Creates and runs an iterator over the elements of a map (`iter/bpf_sk_storage_map`
-/// and the like), which aya cannot attach: link with the map's fd, then an iterator
-/// file, read to the end.
-fn run_map_iterator(prog: BorrowedFd<'_>, map: BorrowedFd<'_>) -> io::Result<Vec<u8>> {
-    use std::io::Read;
+/// Creates an iterator over the elements of a map (`iter/bpf_sk_storage_map` and the
+/// like), which aya cannot attach: a link with the map's fd, then the iterator's file,
+/// which runs the program as it is read.
+fn map_iterator(prog: BorrowedFd<'_>, map: BorrowedFd<'_>) -> io::Result<File> {
     use std::os::fd::{FromRawFd, OwnedFd};
     /// `union bpf_iter_link_info`, the map member.
     #[repr(C)]
@@ -657,10 +673,7 @@ fn run_map_iterator(prog: BorrowedFd<'_>, map: BorrowedFd<'_>) -> io::Result<Vec
     // SAFETY: the attribute outlives the call.
     let iter = unsafe { bpf(aya_obj::generated::bpf_cmd::BPF_ITER_CREATE, &attr) }?;
     // SAFETY: BPF_ITER_CREATE returned a new descriptor that nothing else owns.
-    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(iter) });
-    let mut out = Vec::new();
-    file.read_to_end(&mut out)?;
-    Ok(out)
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(iter) }))
 }
 
 fn raw_fd(fd: BorrowedFd<'_>) -> io::Result<u32> {

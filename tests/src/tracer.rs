@@ -92,7 +92,12 @@ impl Events {
     /// One run of the live-socket check: cookies of the TCP sockets the kernel has.
     #[must_use]
     pub fn live_tcp(&self) -> Option<rustc_hash::FxHashSet<u64>> {
-        self.tracer.live_tcp()
+        let mut cookies = rustc_hash::FxHashSet::default();
+        self.tracer
+            .live_tcp(|cookie| {
+                cookies.insert(cookie);
+            })
+            .then_some(cookies)
     }
 
     /// Source-stage counts: (received, decode errors, channel full).

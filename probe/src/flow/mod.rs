@@ -128,9 +128,11 @@ struct Half {
     closed_from: Option<TcpState>,
     /// What the live-socket checks found of this socket (TCP).
     liveness: Liveness,
+    /// Listed by the live-socket check under way.
+    listed: bool,
 }
 
-/// What the live-socket checks ([`FlowTable::tcp_alive`]) found of a TCP socket.
+/// What the live-socket checks ([`FlowTable::tcp_check_done`]) found of a TCP socket.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Liveness {
     /// Listed by the last check (or none ran since it was seen).
@@ -159,6 +161,7 @@ impl Half {
             closed_ns: None,
             closed_from: None,
             liveness: Liveness::Listed,
+            listed: false,
         }
     }
 
@@ -320,7 +323,7 @@ pub struct FlowTable {
     /// The address `see_local_ip` saw last, as given, and whether it is loopback.
     last_local_ip: Option<(IpAddr, bool)>,
     deps: HashMap<(Proto, IpAddr, u16), Dependency>,
-    /// Sockets closed by [`FlowTable::tcp_alive`], with when: a late event of one must
+    /// Sockets closed by [`FlowTable::tcp_check_done`], with when: a late event of one must
     /// not open a new flow. Forgotten after [`GONE_MEMORY`].
     gone: HashMap<u64, u64>,
     counters: FlowCounters,
@@ -758,12 +761,21 @@ impl FlowTable {
         }
     }
 
-    /// Closes the TCP ends whose sockets the kernel has freed without a close event
-    /// (one the kernel skipped, or one lost with a full ring buffer). `alive` holds the
-    /// cookie of every TCP socket the kernel still has, listed at `now_ns` by the
-    /// live-socket iterator. An end missing from two checks in a row is gone: after
-    /// one, its close event may still be on its way.
-    pub fn tcp_alive(&mut self, alive: &rustc_hash::FxHashSet<u64>, now_ns: u64) {
+    /// A live-socket check lists TCP socket `cookie`: the kernel still has it. Call for
+    /// every socket the check lists, then [`FlowTable::tcp_check_done`].
+    pub fn tcp_listed(&mut self, cookie: u64) {
+        if let Some(half) =
+            self.tcp_by_cookie.get(&cookie).and_then(|&fid| self.flows.get_mut(fid)).and_then(|f| find_half(f, cookie))
+        {
+            half.listed = true;
+        }
+    }
+
+    /// Ends a live-socket check taken at `now_ns`: closes the TCP ends whose sockets
+    /// the kernel has freed without a close event reaching the table (one the kernel
+    /// skipped, or one lost with a full ring buffer). An end missing from two checks
+    /// in a row is gone: after one, its close event may still be on its way.
+    pub fn tcp_check_done(&mut self, now_ns: u64) {
         let mut gone = Vec::new();
         for (_, flow) in self.flows.iter_mut() {
             if flow.proto != Proto::Tcp || flow.end.is_some() {
@@ -771,11 +783,12 @@ impl FlowTable {
             }
             let last_ns = flow.last_ns;
             for half in flow.client.iter_mut().chain(flow.server.iter_mut()) {
+                let listed = std::mem::take(&mut half.listed);
                 // Cookie 0: a socket the kernel never named, which no check can list.
                 if half.closed_ns.is_some() || half.cookie == 0 {
                     continue;
                 }
-                half.liveness = match (alive.contains(&half.cookie), half.liveness) {
+                half.liveness = match (listed, half.liveness) {
                     (true, _) => Liveness::Listed,
                     (false, Liveness::Listed) => Liveness::Missing,
                     (false, _) => {

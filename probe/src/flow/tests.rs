@@ -347,8 +347,12 @@ fn ended_flows_leave_no_trace_behind() {
     assert!(t.eviction_queue_len() <= 1024 + 2, "the eviction queue holds {} ids", t.eviction_queue_len());
 }
 
-fn alive(cookies: &[u64]) -> rustc_hash::FxHashSet<u64> {
-    cookies.iter().copied().collect()
+/// One live-socket check that lists `alive`, taken at `at`.
+fn check(t: &mut FlowTable, alive: &[u64], at: u64) {
+    for &cookie in alive {
+        t.tcp_listed(cookie);
+    }
+    t.tcp_check_done(at);
 }
 
 #[test]
@@ -366,10 +370,10 @@ fn a_socket_missing_from_two_live_checks_is_closed_as_gone() {
     );
     let closed = |out: &[Record]| flows(out).into_iter().filter(|f| f.state == FlowState::Closed).count();
     assert_eq!(closed(&out), 0, "the client end is still open");
-    t.tcp_alive(&alive(&[]), 15 * S);
+    check(&mut t, &[], 15 * S);
     t.tick(16 * S, &mut out);
     assert_eq!(closed(&out), 0, "one miss may be a close still on its way");
-    t.tcp_alive(&alive(&[]), 30 * S);
+    check(&mut t, &[], 30 * S);
     t.tick(31 * S, &mut out);
     let f = flows(&out);
     let last = f.last().expect("records");
@@ -385,14 +389,14 @@ fn a_flow_whose_every_close_was_missed_ends_as_gone_and_late_events_are_dropped(
     let mut t = table();
     let mut out = run(&mut t, &[ev(MS, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect())], S);
     assert_eq!(flows(&out).len(), 1, "opened");
-    t.tcp_alive(&alive(&[1]), 15 * S);
-    t.tcp_alive(&alive(&[9]), 30 * S);
-    t.tcp_alive(&alive(&[1]), 45 * S);
+    check(&mut t, &[1], 15 * S);
+    check(&mut t, &[9], 30 * S);
+    check(&mut t, &[1], 45 * S);
     t.tick(46 * S, &mut out);
     let states = |out: &[Record]| flows(out).iter().map(|f| f.state).collect::<Vec<_>>();
     assert_eq!(states(&out), [FlowState::Open, FlowState::Update], "listed again after one miss: still open");
-    t.tcp_alive(&alive(&[]), 60 * S);
-    t.tcp_alive(&alive(&[]), 75 * S);
+    check(&mut t, &[], 60 * S);
+    check(&mut t, &[], 75 * S);
     t.tick(76 * S, &mut out);
     let f = flows(&out);
     assert_eq!(states(&out), [FlowState::Open, FlowState::Update, FlowState::Closed]);
