@@ -280,6 +280,37 @@ fn hold_connections(count: u64) -> (Vec<std::process::Child>, Vec<u64>) {
     (children, ports)
 }
 
+/// The kernel's count of TCP sockets in `TIME_WAIT` (`/proc/net/sockstat`).
+fn time_wait_sockets() -> u64 {
+    let sockstat = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let tcp = sockstat.lines().find_map(|l| l.strip_prefix("TCP:")).unwrap_or("");
+    let fields: Vec<&str> = tcp.split_whitespace().collect();
+    fields.windows(2).find(|w| w[0] == "tw").and_then(|w| w[1].parse().ok()).unwrap_or(0)
+}
+
+/// Waits (up to the 60 s `TIME_WAIT` lasts) until earlier storms' `TIME_WAIT` sockets
+/// are gone: the kernel's search for a free ephemeral port slows down with every
+/// port they hold, so each storm starts from the same state.
+fn quiet_ports() {
+    const FEW: u64 = 1000;
+    let deadline = Instant::now() + Duration::from_secs(65);
+    let waiting = time_wait_sockets();
+    if waiting > FEW {
+        eprintln!("waiting for {waiting} TIME_WAIT sockets of earlier storms to expire");
+    }
+    while time_wait_sockets() > FEW && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Connection tracking, when some firewall rule loaded it, tracks every loopback
+/// connection of the storms and drops packets once its table is full: connects then
+/// stall for seconds. Warns before, and says after whether the table filled.
+fn conntrack_state() -> Option<(u64, u64)> {
+    let read = |name| std::fs::read_to_string(format!("/proc/sys/net/netfilter/{name}")).ok()?.trim().parse().ok();
+    Some((read("nf_conntrack_count")?, read("nf_conntrack_max")?))
+}
+
 /// Exec of `packetless watch` to its first printed event (a loopback connection
 /// made every few milliseconds meanwhile).
 fn startup() -> Duration {
@@ -366,6 +397,12 @@ fn main() {
         return;
     }
 
+    if let Some((count, max)) = conntrack_state() {
+        eprintln!(
+            "warning: connection tracking is loaded ({count} of {max} entries): storms also measure it, and \
+             stall when its table fills (see docs/BENCHMARKS.md)"
+        );
+    }
     let startup = startup();
     eprintln!("startup: {startup:?}");
 
@@ -373,8 +410,10 @@ fn main() {
     let (mut cpu, mut peak_rss, mut made, mut received) = (0.0, 0u64, 0u64, 0u64);
     let mut finals = Vec::new();
     for round in 0..o.rounds {
+        quiet_ports();
         let base = &load(&["tcp-storm", "--connections", &per_round.to_string(), "--threads", &threads])[0];
         without.push(base["rate"].as_f64().unwrap_or(0.0));
+        quiet_ports();
         let probe = Probe::start(&probe_args);
         let (cpu_before, _) = probe.usage();
         let report = &load(&["tcp-storm", "--connections", &per_round.to_string(), "--threads", &threads])[0];
@@ -488,4 +527,9 @@ fn main() {
         live_rss / 1024
     );
     println!("{summary}");
+    if let Some((count, max)) = conntrack_state() {
+        if count >= max {
+            eprintln!("warning: the connection tracking table is full ({count}): stalled connects distort these results");
+        }
+    }
 }

@@ -94,6 +94,12 @@ fn tcp_server(at: SocketAddr, threads: u64, payload: usize, keep: bool) -> Resul
                 }
                 if keep {
                     kept.push(stream);
+                } else {
+                    // Close after the client: TIME_WAIT then stays with the client,
+                    // whose next connect may reuse it (loopback). A server in
+                    // TIME_WAIT answers a reused 4-tuple's SYN with a stale ACK, and
+                    // that connect waits out SYN retransmits for up to a minute.
+                    while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
                 }
             }
         });
