@@ -133,37 +133,32 @@ impl Tracer {
         PipelineStats { kernel: self.kernel_stats(), received, decode_errors, channel_full }
     }
 
-    /// Runs the socket iterator and returns one snapshot event per open socket
-    /// (the first descriptor found for each). Empty when the iterator is unavailable;
-    /// a failed run is logged and also gives nothing.
-    pub fn snapshot(&mut self) -> Vec<SocketEvent> {
-        let bytes = match self.loaded.snapshot() {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return Vec::new(),
-            Err(error) => {
-                warn!(%error, "socket snapshot failed");
-                return Vec::new();
-            }
-        };
+    /// Runs the socket iterator and hands `each` the snapshot events of the open
+    /// sockets, a batch at a time (a socket held by several descriptors comes once
+    /// per descriptor, the first holder first). Nothing happens when the iterator is
+    /// unavailable; a failed run is logged.
+    pub fn snapshot(&mut self, mut each: impl FnMut(&[SocketEvent])) {
         let clock = BootClock::now();
-        let mut seen = std::collections::HashSet::new();
-        let mut events = Vec::new();
-        for record in bytes.chunks(RawEvent::SIZE) {
-            match SocketEvent::decode(record, &clock) {
-                Ok(ev) => {
-                    if seen.insert(ev.cookie) {
-                        events.push(ev);
-                    }
-                }
-                Err(error) => {
-                    let n = self.counters.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if n.is_power_of_two() {
-                        warn!(%error, total = n, "undecodable snapshot record");
+        let counters = &self.counters;
+        let mut batch = Vec::new();
+        let ran = self.loaded.snapshot(|records| {
+            batch.clear();
+            for record in records.chunks(RawEvent::SIZE) {
+                match SocketEvent::decode(record, &clock) {
+                    Ok(ev) => batch.push(ev),
+                    Err(error) => {
+                        let n = counters.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if n.is_power_of_two() {
+                            warn!(%error, total = n, "undecodable snapshot record");
+                        }
                     }
                 }
             }
+            each(&batch);
+        });
+        if let Err(error) = ran {
+            warn!(%error, "socket snapshot failed");
         }
-        events
     }
 
     /// Runs the live-socket iterator, handing `each` the cookie of every TCP socket
@@ -215,7 +210,7 @@ where
     let mut flows = Flows::new(&config, tracer.loaded.take_cgroup_paths());
     // Sockets that existed before the hooks were attached; anything that changed
     // since is in the event stream and is folded in after.
-    flows.events(&tracer.snapshot());
+    tracer.snapshot(|events| flows.events(events));
 
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -242,7 +237,7 @@ where
             },
             _ = tick.tick() => flows.table.tick(boot_ns_now(), &mut flows.batch),
             _ = snapshot.tick() => {
-                flows.events(&tracer.snapshot());
+                tracer.snapshot(|events| flows.events(events));
                 if tracer.live_tcp(|cookie| flows.table.tcp_listed(cookie)) {
                     flows.table.tcp_check_done(boot_ns_now());
                 }

@@ -497,28 +497,27 @@ impl Loaded {
         BpfHashMap::try_from(map).ok().map(|map| CgroupPathMap { map })
     }
 
-    /// Runs the socket iterator once and returns its output: [`RawEvent`]-sized
-    /// records of every open TCP/UDP socket. `None` when the iterator is not loaded
-    /// (not asked for, or unavailable on this kernel).
+    /// Runs the socket iterator once and hands `each` its output in pieces of whole
+    /// [`RawEvent`]-sized records, one per open TCP/UDP socket, as they are read.
+    /// False when the iterator is not loaded (not asked for, or unavailable on this
+    /// kernel).
     ///
     /// [`RawEvent`]: packetless_ebpf::abi::RawEvent
     ///
     /// # Errors
     /// When the kernel refuses to create or run the iterator.
-    pub fn snapshot(&mut self) -> io::Result<Option<Vec<u8>>> {
-        use std::io::Read;
-        let Some(program) = self.ebpf.program_mut(programs::ITER_TASK_FILE) else { return Ok(None) };
+    pub fn snapshot(&mut self, each: impl FnMut(&[u8])) -> io::Result<bool> {
+        let Some(program) = self.ebpf.program_mut(programs::ITER_TASK_FILE) else { return Ok(false) };
         let iter: &mut Iter = program.try_into().map_err(io::Error::other)?;
         if iter.fd().is_err() {
-            return Ok(None);
+            return Ok(false);
         }
         // Each run needs its own link; the link ends with the file it produced.
         let link_id = iter.attach().map_err(io::Error::other)?;
         let link = iter.take_link(link_id).map_err(io::Error::other)?;
-        let mut file = link.into_file().map_err(io::Error::other)?;
-        let mut out = Vec::new();
-        file.read_to_end(&mut out)?;
-        Ok(Some(out))
+        let file = link.into_file().map_err(io::Error::other)?;
+        read_records(file, packetless_ebpf::abi::RawEvent::SIZE, each)?;
+        Ok(true)
     }
 
     /// Runs the live-socket iterator once and hands `each` the cookie of every TCP
@@ -530,28 +529,17 @@ impl Loaded {
     /// When the kernel refuses to create or run the iterator; `each` may have seen
     /// part of the list then.
     pub fn live_tcp_cookies(&self, mut each: impl FnMut(u64)) -> io::Result<bool> {
-        use std::io::Read;
         let Some(program) = self.ebpf.program(programs::ITER_LIVE_TCP) else { return Ok(false) };
         let Ok(prog) = program.fd() else { return Ok(false) };
         let Some(Map::SkStorage(owners)) = self.ebpf.map(maps::OWNERS) else {
             return Err(io::Error::other(format!("map {} is missing from the eBPF object", maps::OWNERS)));
         };
-        let mut file = map_iterator(prog.as_fd(), owners.fd().as_fd())?;
-        let mut buf = [0u8; 16 * 1024];
-        let mut filled = 0;
-        loop {
-            let n = file.read(&mut buf[filled..])?;
-            if n == 0 {
-                break;
+        let file = map_iterator(prog.as_fd(), owners.fd().as_fd())?;
+        read_records(file, 8, |cookies| {
+            for cookie in cookies.chunks_exact(8) {
+                each(u64::from_ne_bytes(cookie.try_into().unwrap_or_default()));
             }
-            filled += n;
-            let whole = filled - filled % 8;
-            for chunk in buf[..whole].chunks_exact(8) {
-                each(u64::from_ne_bytes(chunk.try_into().unwrap_or_default()));
-            }
-            buf.copy_within(whole..filled, 0);
-            filled -= whole;
-        }
+        })?;
         Ok(true)
     }
 }
@@ -628,6 +616,24 @@ fn prog_info(fd: BorrowedFd<'_>) -> io::Result<aya_obj::generated::bpf_prog_info
     // size; the kernel writes at most that many bytes.
     unsafe { bpf(aya_obj::generated::bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &attr) }?;
     Ok(info)
+}
+
+/// Reads an iterator's output to the end, handing `each` pieces of whole `record`-byte
+/// records as they come: memory stays at one small buffer however many there are.
+fn read_records(mut file: impl io::Read, record: usize, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut buf = vec![0u8; record * 64];
+    let mut filled = 0;
+    loop {
+        let n = file.read(&mut buf[filled..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        filled += n;
+        let whole = filled - filled % record;
+        each(&buf[..whole]);
+        buf.copy_within(whole..filled, 0);
+        filled -= whole;
+    }
 }
 
 /// Creates an iterator over the elements of a map (`iter/bpf_sk_storage_map` and the
