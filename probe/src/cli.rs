@@ -40,7 +40,8 @@ pub enum Command {
     ///   "kind":"local_ip"    an address of this host.
     /// Listen, dependency and local_ip records are repeated every
     /// --inventory-interval and at exit. SIGTERM or Ctrl-C emits the last record
-    /// of every open flow, the inventory, then a {"kind":"stats",...} line.
+    /// of every open flow, the inventory, then a {"kind":"stats",...} line; a
+    /// second signal exits at once.
     ///
     /// Needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN, and a kernel with BTF.
     #[command(verbatim_doc_comment)]

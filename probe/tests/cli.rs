@@ -111,3 +111,33 @@ fn watch_text_with_filters_shows_only_the_chosen_kinds() {
         assert!(l.contains("[connect]") || l.contains("[connect_failed]"), "-o -t shows only outgoing TCP events: {l}");
     }
 }
+
+/// SIGTERM while the kernel side is still loading is not lost and does not kill the
+/// probe half-started: it stops cleanly as soon as it traces, with its stats line.
+#[test]
+fn sigterm_during_start_up_is_not_lost_and_stops_cleanly() {
+    use std::io::Read;
+    if !kernel_tests_enabled("SIGTERM during start-up") {
+        return;
+    }
+    let mut child = Command::new(EXE)
+        .args(["watch", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running packetless");
+    // The first hook attached: the kernel side is half loaded.
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = std::io::BufRead::lines(stderr);
+    assert!(lines.any(|l| l.is_ok_and(|l| l.contains("attached"))), "the probe logs its hooks as it attaches them");
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill with the pid of our own, not yet reaped, child.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    std::thread::spawn(move || lines.for_each(drop));
+    let status = child.wait().expect("waiting for packetless");
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert_eq!(status.code(), Some(0), "a clean exit: {out}");
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().expect("a stats line")).unwrap();
+    assert_eq!(last["event"], "stats");
+}
