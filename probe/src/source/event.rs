@@ -146,6 +146,13 @@ impl<const N: usize> ShortStr<N> {
     #[must_use]
     pub fn from_c(bytes: &[u8]) -> Self {
         let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        // Every event carries three of these; nearly all are short ASCII, which is
+        // valid UTF-8 cut anywhere.
+        if end <= N.min(usize::from(u8::MAX)) && bytes[..end].is_ascii() {
+            let mut out = [0u8; N];
+            out[..end].copy_from_slice(&bytes[..end]);
+            return Self { bytes: out, len: u8::try_from(end).unwrap_or(u8::MAX) };
+        }
         match std::str::from_utf8(&bytes[..end]) {
             Ok(s) => Self::new(s),
             Err(_) => Self::new(&String::from_utf8_lossy(&bytes[..end])),
