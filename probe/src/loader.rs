@@ -249,7 +249,7 @@ const HOOKS: &[HookSpec] = &[
         hook: Hook::SockOps,
         need: Need::Helpful,
         control: maps::CONTROL_STATE_BY_SOCKOPS,
-        provides: "TCP state changes in softirq that the kernel's recursion guard skips (bpf_skc_to_tcp_sock, 5.9+)",
+        provides: "TCP state changes and retransmits in softirq that the kernel's recursion guard skips (bpf_skc_to_tcp_sock, 5.9+)",
     },
     HookSpec {
         program: programs::SOCKOPS,
@@ -469,15 +469,17 @@ impl Loaded {
     pub fn take_stats(&mut self) -> Result<KernelStats, LoadError> {
         let map = self.ebpf.take_map(maps::STATS).ok_or(LoadError::MissingMap(maps::STATS))?;
         let array = PerCpuArray::try_from(map).map_err(|source| LoadError::Map { name: maps::STATS, source })?;
-        // With the sockops program reporting connections' state changes, the state
-        // tracepoint's skipped runs lose nothing on the connections it follows.
+        // With the sockops program reporting connections' state changes and
+        // retransmits, the two tracepoints' skipped runs lose nothing on the
+        // connections it follows.
         let state_by_sockops = self.control & maps::CONTROL_STATE_BY_SOCKOPS != 0;
         let programs = self
             .ebpf
             .programs()
             .filter_map(|(name, program)| {
                 let fd = program.fd().ok()?.try_clone().ok()?;
-                let covered = state_by_sockops && name == programs::INET_SOCK_SET_STATE;
+                let covered =
+                    state_by_sockops && (name == programs::INET_SOCK_SET_STATE || name == programs::TCP_RETRANSMIT_SKB);
                 Some((fd, covered))
             })
             .collect();
@@ -580,8 +582,8 @@ impl KernelStats {
     /// Runs of the programs the kernel skipped, summed: a tracing program is not
     /// run again on a CPU where it is already running (a softirq interrupting it
     /// in process context). `covered` false: the events those runs would have sent
-    /// are lost. `covered` true: runs of the state tracepoint while the sockops
-    /// program reports the state changes of every connection opened since the
+    /// are lost. `covered` true: runs of the state and retransmit tracepoints while
+    /// the sockops program reports those of every connection opened since the
     /// probe started; only sockets older than the probe can lose a close there, and
     /// the flow stage closes those when the kernel no longer has them. Kernels
     /// before 5.12 do not count skipped runs (0).

@@ -144,6 +144,39 @@ async fn classic_tracepoint_rung_reports_retransmits() {
 
 /// A connection whose server namespace drops everything for a while: the client's
 /// retransmissions are events with the client as owner, and its close counts them.
+/// The btf rung takes retransmits of connections from sockops and the tracepoint
+/// steps aside: a second probe on the classic rung, which has only the tracepoint,
+/// reports exactly as many for the same socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmits_are_reported_once_on_the_btf_rung() {
+    if !kernel_tests_enabled("retransmits reported once") {
+        return;
+    }
+    let mut btf = Events::start(&LoaderConfig { tcp_hooks: TcpHooks::Btf, ..loader_config() });
+    assert!(btf.attached().iter().any(|h| h == "sockops"), "the btf rung follows connections with sockops");
+    let mut classic = Events::start(&classic_rung());
+    let ns = Netns::new();
+    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "100", "50000"]);
+    let port = server.port.to_string();
+    let mut client = Peer::spawn(None, &["tcp-client", &format!("{}:{port}", ns.ns_ip), "50000", "100", "wait"]);
+    let cpid = client.pid;
+    ns.exec(&["nft", "add", "table", "inet", "pltest"]);
+    ns.exec(&["nft", "add", "chain", "inet", "pltest", "in", "{ type filter hook input priority 0; }"]);
+    ns.exec(&["nft", "add", "rule", "inet", "pltest", "in", "tcp", "dport", &port, "drop"]);
+    client.release();
+    btf.wait_n("retransmits by the client", 3, |e| is(e, "retransmit", cpid)).await;
+    ns.exec(&["nft", "delete", "table", "inet", "pltest"]);
+    client.finish();
+    server.finish();
+    let count = |events: &Events, close: &SocketEvent| {
+        events.seen.iter().filter(|e| e.detail.name() == "retransmit" && e.cookie == close.cookie).count()
+    };
+    let btf_close = btf.wait_one("client close (btf)", |e| is(e, "close", cpid)).await;
+    let classic_close = classic.wait_one("client close (classic)", |e| is(e, "close", cpid)).await;
+    assert_eq!(btf_close.cookie, classic_close.cookie, "the same socket");
+    assert_eq!(count(&btf, &btf_close), count(&classic, &classic_close), "one event per retransmission on each rung");
+}
+
 async fn retransmits_are_reported(test: &str, config: &LoaderConfig) {
     if !kernel_tests_enabled(test) {
         return;

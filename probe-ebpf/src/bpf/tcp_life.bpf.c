@@ -161,12 +161,13 @@ static __always_inline void tcp_state_change(struct sock *sk, struct pl_owner *o
 }
 
 /*
- * Whether sockops__tcp_state reports this socket's state changes, so the
- * tracepoint must not report them again: that program is attached, and the
- * socket asked for BPF_SOCK_OPS_STATE_CB (which our sockops program does for
- * every connection it sees; another BPF program may also have).
+ * Whether sockops__tcp_state reports what the callback `flag` stands for on this
+ * socket (BPF_SOCK_OPS_STATE_CB_FLAG: state changes; BPF_SOCK_OPS_RETRANS_CB_FLAG:
+ * retransmits), so that a tracepoint must not report it again: that program is
+ * attached, and the socket asked for the callback (which our sockops program does
+ * for every connection it sees; another BPF program may also have).
  */
-static __always_inline bool tcp_state_by_sockops(struct sock *sk)
+static __always_inline bool tcp_by_sockops(struct sock *sk, __u32 flag)
 {
 	__u32 key = 0;
 	__u32 *control = bpf_map_lookup_elem(&pl_control, &key);
@@ -176,7 +177,7 @@ static __always_inline bool tcp_state_by_sockops(struct sock *sk)
 		return false;
 	if (!bpf_core_field_exists(tp->bpf_sock_ops_cb_flags))
 		return false;
-	return BPF_CORE_READ(tp, bpf_sock_ops_cb_flags) & BPF_SOCK_OPS_STATE_CB_FLAG;
+	return BPF_CORE_READ(tp, bpf_sock_ops_cb_flags) & flag;
 }
 
 SEC("tp_btf/inet_sock_set_state")
@@ -184,7 +185,7 @@ int BPF_PROG(tp_btf__inet_sock_set_state, struct sock *sk, int oldstate, int new
 {
 	__u64 cookie;
 
-	if (!tcp_sock_wanted(sk) || tcp_state_by_sockops(sk))
+	if (!tcp_sock_wanted(sk) || tcp_by_sockops(sk, BPF_SOCK_OPS_STATE_CB_FLAG))
 		return 0;
 	/* Always generate the cookie here: a passively opened child is
 	 * cloned in softirq, and this is its first sighting. */
@@ -208,6 +209,55 @@ int tracepoint__sock__inet_sock_set_state(struct inet_sock_set_state_ctx *ctx)
 	return 0;
 }
 
+/* One retransmitted segment of a wanted socket, whose cookie and owner the caller
+ * looked up. */
+static __always_inline void tcp_retransmit_event(struct sock *sk, struct pl_owner *o, __u64 cookie)
+{
+	struct pl_event *ev = event_reserve(PL_EV_RETRANSMIT);
+
+	if (!ev)
+		return;
+	event_fill_tuple(ev, sk);
+	ev->cookie = cookie;
+	ev->state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	event_set_owner(ev, o);
+	/* tcp_sock.total_retrans is updated around the tracepoint in an
+	 * order that differs between kernels: count the events instead. The
+	 * close event carries the kernel's own total. */
+	if (o)
+		ev->total_retrans = ++o->retrans_seen;
+	ev->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+	event_submit(ev);
+}
+
+static __always_inline int handle_retransmit(struct sock *sk, const bool classic)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u64 cookie;
+
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (!netns_wanted(sk_netns(sk)))
+		return 0;
+	if (!classic && tcp_by_sockops(sk, BPF_SOCK_OPS_RETRANS_CB_FLAG))
+		return 0;
+	cookie = tcp_cookie(sk, classic);
+	tcp_retransmit_event(sk, tcp_owner(sk, cookie, classic), cookie);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(tp_btf__tcp_retransmit_skb, struct sock *sk)
+{
+	return handle_retransmit(sk, false);
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tracepoint__tcp__tcp_retransmit_skb(struct tcp_retransmit_skb_ctx *ctx)
+{
+	return handle_retransmit((struct sock *)ctx->skaddr, true);
+}
+
 /*
  * sockops, BTF rung (5.9+ for bpf_skc_to_tcp_sock): the same state changes,
  * from inside tcp_set_state() rather than from the tracepoint. Tracing
@@ -219,6 +269,7 @@ int tracepoint__sock__inet_sock_set_state(struct inet_sock_set_state_ctx *ctx)
  * when the handshake completes for passive ones. Transitions before that
  * (CLOSE -> SYN_SENT, CLOSE -> SYN_RECV, LISTEN) stay with the tracepoint; they
  * run in process context, or first in the softirq that makes the child.
+ * Retransmits come the same way (BPF_SOCK_OPS_RETRANS_CB), for the same reason.
  */
 static __always_inline int handle_sockops_state(struct bpf_sock_ops *skops)
 {
@@ -246,13 +297,22 @@ static __always_inline int handle_sockops_state(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		if (tcp_sock_wanted(sk))
-			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+			bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG |
+								 BPF_SOCK_OPS_RETRANS_CB_FLAG);
 		return 1;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (!tcp_sock_wanted(sk))
 			return 1;
 		cookie = bpf_get_socket_cookie(skops);
 		tcp_state_change(sk, owner_get(bsk, cookie), cookie, skops->args[0], skops->args[1], false);
+		return 1;
+	case BPF_SOCK_OPS_RETRANS_CB:
+		/* args: first sequence number, segments, result of the
+		 * transmit; the tracepoint fires only for sent ones. */
+		if (skops->args[2] != 0 || !tcp_sock_wanted(sk))
+			return 1;
+		cookie = bpf_get_socket_cookie(skops);
+		tcp_retransmit_event(sk, owner_get(bsk, cookie), cookie);
 		return 1;
 	}
 	return 1;
@@ -262,46 +322,4 @@ SEC("sockops")
 int sockops__tcp_state(struct bpf_sock_ops *skops)
 {
 	return handle_sockops_state(skops);
-}
-
-static __always_inline int handle_retransmit(struct sock *sk, const bool classic)
-{
-	struct pl_event *ev;
-	struct pl_owner *o;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u64 cookie;
-
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	if (!netns_wanted(sk_netns(sk)))
-		return 0;
-	cookie = tcp_cookie(sk, classic);
-	o = tcp_owner(sk, cookie, classic);
-	ev = event_reserve(PL_EV_RETRANSMIT);
-	if (!ev)
-		return 0;
-	event_fill_tuple(ev, sk);
-	ev->cookie = cookie;
-	ev->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	event_set_owner(ev, o);
-	/* tcp_sock.total_retrans is updated around the tracepoint in an
-	 * order that differs between kernels: count the events instead. The
-	 * close event carries the kernel's own total. */
-	if (o)
-		ev->total_retrans = ++o->retrans_seen;
-	ev->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
-	event_submit(ev);
-	return 0;
-}
-
-SEC("tp_btf/tcp_retransmit_skb")
-int BPF_PROG(tp_btf__tcp_retransmit_skb, struct sock *sk)
-{
-	return handle_retransmit(sk, false);
-}
-
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int tracepoint__tcp__tcp_retransmit_skb(struct tcp_retransmit_skb_ctx *ctx)
-{
-	return handle_retransmit((struct sock *)ctx->skaddr, true);
 }
