@@ -222,8 +222,16 @@ impl Probe {
 /// How long the held flows stay before the probe's RSS is read again.
 const SETTLE: Duration = Duration::from_secs(15);
 
+/// Waits for `want` records of ended flows to `ports` and returns how many came; the
+/// count of those ports then starts again from zero, since a later storm's server may
+/// get the same port.
 fn wait_records(seen: &Mutex<Collected>, ports: &[u64], want: u64, patience: Duration) -> u64 {
-    wait_counted(seen, |c, p| c.closed_by_port.get(&p).copied().unwrap_or(0), ports, want, patience)
+    let got = wait_counted(seen, |c, p| c.closed_by_port.get(&p).copied().unwrap_or(0), ports, want, patience);
+    let mut seen = seen.lock().expect("state");
+    for port in ports {
+        seen.closed_by_port.remove(port);
+    }
+    got
 }
 
 /// Waits until `count` summed over `ports` reaches `want`, or `patience` runs out;
