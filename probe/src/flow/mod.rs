@@ -491,7 +491,10 @@ impl FlowTable {
             return;
         }
         let (Some(state), Some(counters)) = (state, counters) else { return };
-        if state == TcpState::SynSent {
+        // Not connected yet, or closed already and only still held by a descriptor:
+        // the close was reported (or the live-socket check will close the flow once
+        // the socket is freed); such a socket must not open a flow again.
+        if matches!(state, TcpState::SynSent | TcpState::Close) {
             return;
         }
         self.see_local_ip(ev.local.ip(), ev.boot_ns);

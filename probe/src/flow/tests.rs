@@ -409,3 +409,49 @@ fn a_flow_whose_every_close_was_missed_ends_as_gone_and_late_events_are_dropped(
     assert!(flows(&out).is_empty() && t.is_empty(), "no second flow for a socket closed as gone");
     assert_eq!((t.counters().tcp_closes_missed, t.counters().tcp_events_after_gone), (1, 1));
 }
+
+fn snapshot(state: TcpState) -> Detail {
+    Detail::Snapshot {
+        state: Some(state),
+        opening: Some(Opening::Active),
+        counters: Some(TcpCounters {
+            bytes_sent: 10,
+            bytes_received: 20,
+            segs_in: 2,
+            segs_out: 2,
+            retransmits: 0,
+            srtt_us: 50,
+        }),
+    }
+}
+
+#[test]
+fn a_closed_socket_still_held_by_a_descriptor_does_not_open_a_flow_again() {
+    let mut t = table();
+    let out = run(
+        &mut t,
+        &[
+            ev(MS, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect()),
+            ev(
+                2 * MS,
+                1,
+                "198.51.100.1:40000",
+                "203.0.113.9:443",
+                100,
+                close(TcpState::FinWait2, Opening::Active, 10, 20),
+            ),
+        ],
+        S,
+    );
+    assert_eq!(flows(&out).len(), 1, "one closed record");
+    assert!(t.is_empty());
+    let out =
+        run(&mut t, &[ev(20 * S, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, snapshot(TcpState::Close))], 21 * S);
+    assert!(flows(&out).is_empty() && t.is_empty(), "the snapshot of the closed socket is no new flow");
+    let out = run(
+        &mut t,
+        &[ev(22 * S, 2, "198.51.100.1:40001", "203.0.113.9:443", 100, snapshot(TcpState::Established))],
+        23 * S,
+    );
+    assert_eq!(flows(&out).len(), 1, "an established socket older than the probe is");
+}
