@@ -134,18 +134,21 @@ impl Tracer {
     }
 
     /// Runs the socket iterator and hands `each` the snapshot events of the open
-    /// sockets, a batch at a time (a socket held by several descriptors comes once
-    /// per descriptor, the first holder first). Nothing happens when the iterator is
-    /// unavailable; a failed run is logged.
+    /// sockets, a batch at a time. A socket held by several descriptors comes once,
+    /// with its first holder: a child between fork and exec also holds its parent's
+    /// sockets, and must not be looked up while it still looks like its parent.
+    /// Nothing happens when the iterator is unavailable; a failed run is logged.
     pub fn snapshot(&mut self, mut each: impl FnMut(&[SocketEvent])) {
         let clock = BootClock::now();
         let counters = &self.counters;
         let mut batch = Vec::new();
+        let mut seen = rustc_hash::FxHashSet::default();
         let ran = self.loaded.snapshot(|records| {
             batch.clear();
             for record in records.chunks(RawEvent::SIZE) {
                 match SocketEvent::decode(record, &clock) {
-                    Ok(ev) => batch.push(ev),
+                    Ok(ev) if seen.insert(ev.cookie) => batch.push(ev),
+                    Ok(_) => {}
                     Err(error) => {
                         let n = counters.decode_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         if n.is_power_of_two() {
