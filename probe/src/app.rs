@@ -242,9 +242,7 @@ where
             _ = snapshot.tick() => {
                 tracer.snapshot(|events| flows.events(events));
                 if tracer.live_tcp(|cookie| flows.table.tcp_listed(cookie)) {
-                    let before = flows.table.counters().tcp_closes_missed;
-                    flows.table.tcp_check_done(boot_ns_now());
-                    let missed = flows.table.counters().tcp_closes_missed - before;
+                    let missed = flows.table.tcp_check_done(boot_ns_now());
                     if missed > 0 {
                         warn!(flows = missed, "closed flows whose sockets are gone without a close event (end reason gone)");
                     }

@@ -798,11 +798,11 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
             continue;
         }
         if spec.control != 0 {
-            set_control(&mut ebpf, spec.control, true)?;
+            write_control(&mut ebpf, control | spec.control)?;
         }
         let result = attach_one(&mut ebpf, spec, btf, cgroup);
         if result.is_err() && spec.control != 0 {
-            set_control(&mut ebpf, spec.control, false)?;
+            write_control(&mut ebpf, control)?;
         }
         match result {
             Ok(()) => {
@@ -822,13 +822,11 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
     Ok(Loaded { ebpf, attached, degraded, tcp_rung: rung, control })
 }
 
-/// Raises or lowers `bit` in the control map the programs read.
-fn set_control(ebpf: &mut Ebpf, bit: u32, on: bool) -> Result<(), LoadError> {
+/// Sets the control map the programs read to `bits`.
+fn write_control(ebpf: &mut Ebpf, bits: u32) -> Result<(), LoadError> {
     let map = ebpf.map_mut(maps::CONTROL).ok_or(LoadError::MissingMap(maps::CONTROL))?;
     let mut control: Array<_, u32> =
         Array::try_from(map).map_err(|source| LoadError::Map { name: maps::CONTROL, source })?;
-    let bits = control.get(&0, 0).map_err(|source| LoadError::Map { name: maps::CONTROL, source })?;
-    let bits = if on { bits | bit } else { bits & !bit };
     control.set(0, bits, 0).map_err(|source| LoadError::Map { name: maps::CONTROL, source })
 }
 

@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use packetless_tests::{kernel_tests_enabled, Netns, Peer, ProbeProcess};
+use packetless_tests::{kernel_tests_enabled, LossyExchange, Netns, Peer, ProbeProcess};
 use serde_json::Value;
 
 const EXE: &str = env!("CARGO_BIN_EXE_packetless");
@@ -208,20 +208,11 @@ fn retransmits_under_loss_are_counted_in_the_flow() {
     if !kernel_tests_enabled("run: retransmits") {
         return;
     }
-    let ns = Netns::new();
     let mut probe = run_probe(&[]);
-    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "100", "50000"]);
-    let port = server.port.to_string();
-    let mut client = Peer::spawn(None, &["tcp-client", &format!("{}:{port}", ns.ns_ip), "50000", "100", "wait"]);
-    ns.exec(&["nft", "add", "table", "inet", "pltest"]);
-    ns.exec(&["nft", "add", "chain", "inet", "pltest", "in", "{ type filter hook input priority 0; }"]);
-    ns.exec(&["nft", "add", "rule", "inet", "pltest", "in", "tcp", "dport", &port, "drop"]);
-    client.release();
-    wait_for_a_retransmission(server.port);
-    ns.exec(&["nft", "delete", "table", "inet", "pltest"]);
-    let sport = server.port;
-    client.finish();
-    server.finish();
+    let lossy = LossyExchange::start();
+    let sport = lossy.server.port;
+    wait_for_a_retransmission(sport);
+    lossy.heal_and_finish();
     let flow = wait_record(&mut probe, "flow", "the closed flow", closed_to_port(sport));
     assert!(flow["retransmits"].as_u64().is_some_and(|r| r > 0), "retransmits counted: {flow}");
     assert_eq!((flow["src_bytes"].as_u64(), flow["dst_bytes"].as_u64()), (Some(50_000), Some(100)));

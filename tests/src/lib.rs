@@ -208,3 +208,38 @@ impl Drop for Netns {
 pub fn own_netns() -> u32 {
     u32::try_from(std::fs::metadata("/proc/self/ns/net").expect("/proc/self/ns/net").ino()).expect("inode fits u32")
 }
+
+/// A client on the host sending 50,000 bytes to a server in a namespace that, once
+/// they are connected, drops everything sent to the server port: the client
+/// retransmits until [`LossyExchange::heal_and_finish`].
+pub struct LossyExchange {
+    ns: Netns,
+    /// The server, in the namespace.
+    pub server: Peer,
+    /// The client, on the host.
+    pub client: Peer,
+}
+
+impl LossyExchange {
+    /// Starts both peers and, once they are connected, the loss.
+    #[must_use]
+    pub fn start() -> Self {
+        let ns = Netns::new();
+        let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "100", "50000"]);
+        let port = server.port.to_string();
+        let mut client = Peer::spawn(None, &["tcp-client", &format!("{}:{port}", ns.ns_ip), "50000", "100", "wait"]);
+        // Connected; now the server's namespace drops everything sent to the server port.
+        ns.exec(&["nft", "add", "table", "inet", "pltest"]);
+        ns.exec(&["nft", "add", "chain", "inet", "pltest", "in", "{ type filter hook input priority 0; }"]);
+        ns.exec(&["nft", "add", "rule", "inet", "pltest", "in", "tcp", "dport", &port, "drop"]);
+        client.release();
+        Self { ns, server, client }
+    }
+
+    /// Lets the packets through again and waits for both peers to end well.
+    pub fn heal_and_finish(self) {
+        self.ns.exec(&["nft", "delete", "table", "inet", "pltest"]);
+        self.client.finish();
+        self.server.finish();
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use packetless::loader::{LoaderConfig, TcpHooks};
 use packetless::source::{ConnectError, Detail, Proto, SocketEvent};
-use packetless_tests::{kernel_tests_enabled, loader_config, own_netns, Events, Netns, Peer};
+use packetless_tests::{kernel_tests_enabled, loader_config, own_netns, Events, LossyExchange, Netns, Peer};
 
 fn owner_pid(ev: &SocketEvent) -> Option<u32> {
     ev.owner.as_ref().map(|o| o.pid)
@@ -155,19 +155,10 @@ async fn retransmits_are_reported_once_on_the_btf_rung() {
     let mut btf = Events::start(&LoaderConfig { tcp_hooks: TcpHooks::Btf, ..loader_config() });
     assert!(btf.attached().iter().any(|h| h == "sockops"), "the btf rung follows connections with sockops");
     let mut classic = Events::start(&classic_rung());
-    let ns = Netns::new();
-    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "100", "50000"]);
-    let port = server.port.to_string();
-    let mut client = Peer::spawn(None, &["tcp-client", &format!("{}:{port}", ns.ns_ip), "50000", "100", "wait"]);
-    let cpid = client.pid;
-    ns.exec(&["nft", "add", "table", "inet", "pltest"]);
-    ns.exec(&["nft", "add", "chain", "inet", "pltest", "in", "{ type filter hook input priority 0; }"]);
-    ns.exec(&["nft", "add", "rule", "inet", "pltest", "in", "tcp", "dport", &port, "drop"]);
-    client.release();
+    let lossy = LossyExchange::start();
+    let cpid = lossy.client.pid;
     btf.wait_n("retransmits by the client", 3, |e| is(e, "retransmit", cpid)).await;
-    ns.exec(&["nft", "delete", "table", "inet", "pltest"]);
-    client.finish();
-    server.finish();
+    lossy.heal_and_finish();
     let count = |events: &Events, close: &SocketEvent| {
         events.seen.iter().filter(|e| e.detail.name() == "retransmit" && e.cookie == close.cookie).count()
     };
@@ -181,23 +172,13 @@ async fn retransmits_are_reported(test: &str, config: &LoaderConfig) {
     if !kernel_tests_enabled(test) {
         return;
     }
-    let ns = Netns::new();
     let mut events = Events::start(config);
-    let server = Peer::spawn(Some(&ns), &["tcp-server", &format!("{}:0", ns.ns_ip), "100", "50000"]);
-    let port = server.port.to_string();
-    let mut client = Peer::spawn(None, &["tcp-client", &format!("{}:{port}", ns.ns_ip), "50000", "100", "wait"]);
-    let cpid = client.pid;
-    // Connected; now the server's namespace drops everything sent to the server port.
-    ns.exec(&["nft", "add", "table", "inet", "pltest"]);
-    ns.exec(&["nft", "add", "chain", "inet", "pltest", "in", "{ type filter hook input priority 0; }"]);
-    ns.exec(&["nft", "add", "rule", "inet", "pltest", "in", "tcp", "dport", &port, "drop"]);
-    client.release();
+    let lossy = LossyExchange::start();
+    let cpid = lossy.client.pid;
     let retransmit = events.wait_one("a retransmit by the client", |e| is(e, "retransmit", cpid)).await;
     let Detail::Retransmit { count, .. } = retransmit.detail else { unreachable!() };
     assert!(count >= 1);
-    ns.exec(&["nft", "delete", "table", "inet", "pltest"]);
-    client.finish();
-    server.finish();
+    lossy.heal_and_finish();
     let close = events.wait_one("client close", |e| is(e, "close", cpid)).await;
     let Detail::Close { counters, .. } = close.detail else { unreachable!() };
     assert!(counters.retransmits >= 1, "close counts the retransmits: {counters:?}");

@@ -777,8 +777,9 @@ impl FlowTable {
     /// Ends a live-socket check taken at `now_ns`: closes the TCP ends whose sockets
     /// the kernel has freed without a close event reaching the table (one the kernel
     /// skipped, or one lost with a full ring buffer). An end missing from two checks
-    /// in a row is gone: after one, its close event may still be on its way.
-    pub fn tcp_check_done(&mut self, now_ns: u64) {
+    /// in a row is gone: after one, its close event may still be on its way. Returns
+    /// how many ends this check closed.
+    pub fn tcp_check_done(&mut self, now_ns: u64) -> u64 {
         let mut gone = Vec::new();
         for (_, flow) in self.flows.iter_mut() {
             if flow.proto != Proto::Tcp || flow.end.is_some() {
@@ -802,10 +803,12 @@ impl FlowTable {
                 };
             }
         }
-        self.counters.tcp_closes_missed += gone.len() as u64;
+        let closed = gone.len() as u64;
+        self.counters.tcp_closes_missed += closed;
         let memory = ns(GONE_MEMORY);
         self.gone.retain(|_, at| now_ns.saturating_sub(*at) < memory);
         self.gone.extend(gone.into_iter().map(|cookie| (cookie, now_ns)));
+        closed
     }
 
     /// At shutdown: every flow's last record — `closed` for ended ones, a final
