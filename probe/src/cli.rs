@@ -142,8 +142,9 @@ pub struct RunArgs {
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub zmq_event_interval: String,
 
-    /// Messages queued per collector while it is slow or away; beyond, messages are
-    /// dropped and counted.
+    /// Flow messages queued per collector while it is slow or away (the latest
+    /// `event` and `listening-ports` wait too); beyond, the oldest are dropped and
+    /// counted.
     #[arg(long, default_value_t = 256, value_name = "MESSAGES")]
     pub zmq_queue: usize,
 

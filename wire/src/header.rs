@@ -139,6 +139,20 @@ impl Header {
         Ok(out)
     }
 
+    /// Writes `msg_id` into an encoded header frame of either layout (both end with
+    /// `msg_id`, then `source_id`), so that one encoding can be numbered per receiver.
+    ///
+    /// # Errors
+    /// [`WireError::HeaderLength`] for a frame that is not a header.
+    pub fn set_msg_id(frame: &mut [u8], msg_id: u32) -> Result<(), WireError> {
+        let len = frame.len();
+        if len != V2_LEN && len != V3_LEN {
+            return Err(WireError::HeaderLength(len));
+        }
+        frame[len - 8..len - 4].copy_from_slice(&msg_id.to_be_bytes());
+        Ok(())
+    }
+
     /// Parses a header frame, choosing the layout by its length as ntopng does.
     ///
     /// # Errors
@@ -223,6 +237,26 @@ mod tests {
         assert_eq!(&bytes[32..36], &[9, 0, 0, 0], "source_id host order");
         assert_eq!(Header::decode(&bytes).unwrap(), h);
         assert!(h.is_tlv() && h.is_compressed());
+    }
+
+    #[test]
+    fn message_ids_are_numbered_into_encoded_frames_of_both_layouts() {
+        let v2 = Header::V2 { topic: "flow".into(), version: VERSION_TLV, size: 1, msg_id: 0, source_id: 5 };
+        let v3 = Header::V3 {
+            topic: "event".into(),
+            flags: 0,
+            uncompressed_size: 1,
+            compressed_size: 1,
+            msg_id: 0,
+            source_id: 5,
+        };
+        for h in [v2, v3] {
+            let mut frame = h.encode().unwrap();
+            Header::set_msg_id(&mut frame, 0x0102_0304).unwrap();
+            let back = Header::decode(&frame).unwrap();
+            assert_eq!((back.msg_id(), back.source_id(), back.topic()), (0x0102_0304, 5, h.topic()));
+        }
+        assert_eq!(Header::set_msg_id(&mut [0u8; 30], 1), Err(WireError::HeaderLength(30)));
     }
 
     #[test]

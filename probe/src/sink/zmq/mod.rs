@@ -6,10 +6,13 @@
 //! flow stage -> [`SinkInput`] channel -> exporter thread (owns every socket, so
 //! header and payload frames of one message are never interleaved) -> collectors.
 //!
-//! Nothing here blocks the pipeline. Messages for a collector that is not connected
-//! yet wait in a bounded backlog; when that or libzmq's queue is full, messages are
-//! dropped and counted, and the next `event` message reports the drops. A collector
-//! sees every drop as a gap in the message ids.
+//! Nothing here blocks the pipeline. A collector is ready once its subscription has
+//! reached us (the sockets are XPUBs, which report subscriptions); until then,
+//! messages wait in a bounded backlog. There, a newer `event` or `listening-ports`
+//! message replaces the older one instead of taking a flow message's place. When the
+//! backlog or libzmq's queue is full, flow messages are dropped and counted, and the
+//! next `event` message reports the drops. Each collector has its own message ids,
+//! numbered as messages leave: it sees every drop as a gap in them.
 
 pub mod mapping;
 pub mod protobuf;
@@ -45,9 +48,6 @@ pub enum SinkInput {
 
 /// Largest payload: ntopng's receive buffer is 131072 bytes and it appends a NUL.
 pub const MAX_PAYLOAD: usize = 131_000;
-
-/// A grace period after a collector connects, for its subscription to reach us.
-const SUBSCRIBE_GRACE: Duration = Duration::from_millis(200);
 
 /// Where to send: `tcp://host:port` (we bind, the collector connects) or
 /// `tcp://host:portc` (the collector binds, we connect), as in nProbe and ntopng.
@@ -171,22 +171,123 @@ pub struct ZmqCounters {
     pub connections: u64,
 }
 
-/// A message's two frames, shared by every collector it goes to.
-type Framed = (Arc<Vec<u8>>, Arc<Vec<u8>>);
+impl ZmqCounters {
+    /// Counts the outcome of handing a message to libzmq for `endpoint`.
+    fn count_send(&mut self, endpoint: &Endpoint, sent: Result<(), ZmqError>) {
+        match sent {
+            Ok(()) => self.messages_sent += 1,
+            Err(e) if e.would_block() => {
+                self.dropped_queue_full += 1;
+                if self.dropped_queue_full.is_power_of_two() {
+                    warn!(endpoint = %endpoint.given, total = self.dropped_queue_full, "collector is not keeping up; messages dropped");
+                }
+            }
+            Err(e) => warn!(endpoint = %endpoint.given, error = %e, "ZMQ send failed"),
+        }
+    }
+}
+
+/// A message for collectors: its two frames, shared by every collector it goes to
+/// (the header's message id is written per collector as it leaves).
+#[derive(Clone)]
+struct Message {
+    topic: &'static str,
+    /// `event` and `listening-ports`: the state of now, which the next one replaces.
+    status: bool,
+    header: Arc<Vec<u8>>,
+    payload: Arc<Vec<u8>>,
+}
 
 struct Collector {
     endpoint: Endpoint,
+    /// An XPUB: it passes on what collectors subscribe to.
     socket: Socket,
     monitor: Socket,
-    peers: usize,
-    failed_pending: usize,
-    ready_at: Option<Instant>,
-    backlog: VecDeque<Framed>,
+    /// Subscriptions held by the collectors connected to this socket (every
+    /// subscribe counts up, every unsubscribe, also a departed peer's, down).
+    subscriptions: usize,
+    /// The message id last given out (sent or dropped) to this collector.
+    last_msg_id: u32,
+    backlog: VecDeque<Message>,
+    /// Backlog messages that are not status messages.
+    backlog_flows: usize,
 }
 
 impl Collector {
-    fn ready(&self, now: Instant) -> bool {
-        self.ready_at.is_some_and(|t| now >= t)
+    fn ready(&self) -> bool {
+        self.subscriptions > 0
+    }
+
+    fn next_msg_id(&mut self) -> u32 {
+        self.last_msg_id = self.last_msg_id.wrapping_add(1);
+        self.last_msg_id
+    }
+
+    /// Hands `message` to libzmq with this collector's next message id. The id
+    /// stays free when libzmq's queue is full: the caller decides whether the
+    /// message waits or is lost.
+    fn try_send(&mut self, message: &Message) -> Result<(), ZmqError> {
+        let mut header = [0u8; packetless_wire::header::V3_LEN];
+        let header = &mut header[..message.header.len()];
+        header.copy_from_slice(&message.header);
+        let id = self.last_msg_id.wrapping_add(1);
+        Header::set_msg_id(header, id).expect("frames come from Header::encode");
+        let sent = send_pair(&self.socket, header, &message.payload);
+        if !matches!(&sent, Err(e) if e.would_block()) {
+            self.last_msg_id = id;
+        }
+        sent
+    }
+
+    /// Queues `message` while the collector is away or its backlog drains; a
+    /// status message replaces the queued one of its topic. Returns whether the
+    /// oldest flow message had to make room (its id is then given out, as a gap).
+    fn queue(&mut self, message: Message, limit: usize) -> bool {
+        if message.status {
+            self.backlog.retain(|m| m.topic != message.topic);
+            self.backlog.push_back(message);
+            return false;
+        }
+        let mut dropped = false;
+        if self.backlog_flows >= limit.max(1) {
+            if let Some(at) = self.backlog.iter().position(|m| !m.status) {
+                self.backlog.remove(at);
+                self.backlog_flows -= 1;
+                self.next_msg_id();
+                dropped = true;
+            }
+        }
+        self.backlog.push_back(message);
+        self.backlog_flows += 1;
+        dropped
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(message) = self.backlog.pop_front() {
+            if !message.status {
+                self.backlog_flows -= 1;
+            }
+        }
+    }
+
+    /// Reads the subscription messages the XPUB passed on; logs when the
+    /// collector becomes ready or goes away.
+    fn take_subscriptions(&mut self) {
+        let before = self.ready();
+        while let Ok(frames) = self.socket.recv_multipart(socket::DONTWAIT) {
+            match frames.first().and_then(|f| f.first()) {
+                Some(1) => self.subscriptions += 1,
+                Some(0) => self.subscriptions = self.subscriptions.saturating_sub(1),
+                _ => {}
+            }
+        }
+        match (before, self.ready()) {
+            (false, true) => info!(endpoint = %self.endpoint.given, "collector connected"),
+            (true, false) => {
+                info!(endpoint = %self.endpoint.given, "collector disconnected; holding messages until it returns");
+            }
+            _ => {}
+        }
     }
 }
 
@@ -210,9 +311,11 @@ pub fn start(config: ZmqConfig, input: Receiver<SinkInput>) -> Result<JoinHandle
     let mut collectors = Vec::new();
     for (i, endpoint) in config.endpoints.iter().enumerate() {
         let err = |source| ZmqSetupError::Endpoint { endpoint: endpoint.given.clone(), source };
-        let pub_socket = ctx.socket(socket::PUB)?;
+        let pub_socket = ctx.socket(socket::XPUB)?;
         pub_socket.set_int(socket::OPT_SNDHWM, i32::try_from(config.queue).unwrap_or(i32::MAX))?;
         pub_socket.set_int(socket::OPT_XPUB_NODROP, 1)?;
+        pub_socket.set_int(socket::OPT_XPUB_VERBOSER, 1)?;
+        pub_socket.set_int(socket::OPT_IMMEDIATE, 1)?;
         pub_socket.set_int(socket::OPT_LINGER, 2000)?;
         pub_socket.set_int(socket::OPT_TCP_KEEPALIVE, 1)?;
         pub_socket.set_int(socket::OPT_TCP_KEEPALIVE_IDLE, 30)?;
@@ -225,8 +328,6 @@ pub fn start(config: ZmqConfig, input: Receiver<SinkInput>) -> Result<JoinHandle
         let monitor_name = format!("inproc://packetless-monitor-{i}");
         let events = socket::EVENT_CONNECTED
             | socket::EVENT_ACCEPTED
-            | socket::EVENT_DISCONNECTED
-            | socket::EVENT_HANDSHAKE_SUCCEEDED
             | socket::EVENT_HANDSHAKE_FAILED_NO_DETAIL
             | socket::EVENT_HANDSHAKE_FAILED_PROTOCOL
             | socket::EVENT_HANDSHAKE_FAILED_AUTH;
@@ -243,16 +344,15 @@ pub fn start(config: ZmqConfig, input: Receiver<SinkInput>) -> Result<JoinHandle
             endpoint: endpoint.clone(),
             socket: pub_socket,
             monitor,
-            peers: 0,
-            failed_pending: 0,
-            ready_at: None,
+            subscriptions: 0,
+            last_msg_id: 0,
             backlog: VecDeque::new(),
+            backlog_flows: 0,
         });
     }
     let exporter = Exporter {
         config,
         collectors,
-        msg_id: 0,
         tlv: TlvWriter::with_capacity(MAX_PAYLOAD),
         spare_payload: None,
         json_objects: Vec::new(),
@@ -280,7 +380,6 @@ type ListenKey = (Proto, bool, u16, u32);
 struct Exporter {
     config: ZmqConfig,
     collectors: Vec<Collector>,
-    msg_id: u32,
     tlv: TlvWriter,
     /// A sent TLV payload's buffer, for the next payload to be written in.
     spare_payload: Option<Vec<u8>>,
@@ -307,7 +406,7 @@ impl Exporter {
                 self.send_listening_ports();
                 next_event = now + self.config.event_interval;
             }
-            self.drain_backlogs(now);
+            self.drain_backlogs();
             let wait = next_event.saturating_duration_since(now).min(Duration::from_millis(100));
             match input.recv_timeout(wait) {
                 Ok(first) => {
@@ -437,11 +536,10 @@ impl Exporter {
         }
     }
 
-    /// Frames and sends one message to every collector; one message id for all.
+    /// Frames and sends one message to every collector (or to its backlog).
     /// Gives `payload` back when no collector's backlog kept it (libzmq copies
     /// what it sends), for the next payload to reuse.
-    fn send(&mut self, topic: &str, payload: Vec<u8>, tlv: bool) -> Option<Vec<u8>> {
-        self.msg_id = self.msg_id.wrapping_add(1);
+    fn send(&mut self, topic: &'static str, payload: Vec<u8>, tlv: bool) -> Option<Vec<u8>> {
         let raw_len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
         let mut uncompressed = None;
         let (header, payload) = match self.config.header {
@@ -450,7 +548,7 @@ impl Exporter {
                     topic: topic.to_owned(),
                     version: if tlv { VERSION_TLV } else { VERSION_JSON },
                     size: u16::try_from(payload.len()).unwrap_or(u16::MAX),
-                    msg_id: self.msg_id,
+                    msg_id: 0,
                     source_id: self.config.source_id,
                 },
                 payload,
@@ -473,115 +571,89 @@ impl Exporter {
                         // ntopng sizes its inflate buffer from this field: the
                         // UNCOMPRESSED length, as the contract notes.
                         compressed_size: raw_len,
-                        msg_id: self.msg_id,
+                        msg_id: 0,
                         source_id: self.config.source_id,
                     },
                     payload,
                 )
             }
         };
-        let header = Arc::new(header.encode().expect("topics are short literals"));
-        let payload = Arc::new(payload);
-        let now = Instant::now();
+        let message = Message {
+            topic,
+            status: matches!(topic, "event" | "listening-ports"),
+            header: Arc::new(header.encode().expect("topics are short literals")),
+            payload: Arc::new(payload),
+        };
         for i in 0..self.collectors.len() {
-            self.deliver(i, Arc::clone(&header), Arc::clone(&payload), now);
+            self.deliver(i, message.clone());
         }
-        uncompressed.or_else(|| Arc::try_unwrap(payload).ok())
+        uncompressed.or_else(|| Arc::try_unwrap(message.payload).ok())
     }
 
-    fn deliver(&mut self, i: usize, header: Arc<Vec<u8>>, payload: Arc<Vec<u8>>, now: Instant) {
-        let queue = self.config.queue;
+    fn deliver(&mut self, i: usize, message: Message) {
         let collector = &mut self.collectors[i];
-        if !collector.ready(now) || !collector.backlog.is_empty() {
-            if collector.backlog.len() >= queue {
-                collector.backlog.pop_front();
+        if !collector.ready() || !collector.backlog.is_empty() {
+            if collector.queue(message, self.config.queue) {
                 self.counters.dropped_no_collector += 1;
             }
-            collector.backlog.push_back((header, payload));
             return;
         }
-        match send_pair(&collector.socket, &header, &payload) {
-            Ok(()) => self.counters.messages_sent += 1,
-            Err(e) if e.would_block() => {
-                self.counters.dropped_queue_full += 1;
-                if self.counters.dropped_queue_full.is_power_of_two() {
-                    warn!(endpoint = %collector.endpoint.given, total = self.counters.dropped_queue_full, "collector is not keeping up; messages dropped");
-                }
-            }
-            Err(e) => warn!(endpoint = %collector.endpoint.given, error = %e, "ZMQ send failed"),
+        let sent = collector.try_send(&message);
+        if matches!(&sent, Err(e) if e.would_block()) {
+            // Lost: its id becomes the gap the collector sees.
+            collector.next_msg_id();
         }
+        self.counters.count_send(&collector.endpoint, sent);
     }
 
     /// Sends what waited for collectors that are now ready.
-    fn drain_backlogs(&mut self, now: Instant) {
+    fn drain_backlogs(&mut self) {
         for collector in &mut self.collectors {
-            while collector.ready(now) {
-                let Some((header, payload)) = collector.backlog.front() else { break };
-                match send_pair(&collector.socket, header, payload) {
-                    Ok(()) => {
-                        self.counters.messages_sent += 1;
-                        collector.backlog.pop_front();
-                    }
-                    Err(e) if e.would_block() => break,
-                    Err(e) => {
-                        warn!(endpoint = %collector.endpoint.given, error = %e, "ZMQ send failed");
-                        collector.backlog.pop_front();
-                    }
+            while collector.ready() {
+                let Some(message) = collector.backlog.front().cloned() else { break };
+                let sent = collector.try_send(&message);
+                if matches!(&sent, Err(e) if e.would_block()) {
+                    break;
                 }
+                self.counters.count_send(&collector.endpoint, sent);
+                collector.pop_front();
             }
         }
     }
 
     /// At exit: give collectors that are connected a moment to take the backlog;
-    /// count what cannot be delivered.
+    /// count the flow messages that cannot be delivered.
     fn finish_backlogs(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline && self.collectors.iter().any(|c| !c.backlog.is_empty() && c.peers > 0) {
+        while Instant::now() < deadline && self.collectors.iter().any(|c| !c.backlog.is_empty() && c.ready()) {
             self.poll_monitors();
-            self.drain_backlogs(Instant::now());
+            self.drain_backlogs();
             std::thread::sleep(Duration::from_millis(20));
         }
         for collector in &mut self.collectors {
-            self.counters.dropped_no_collector += collector.backlog.len() as u64;
+            self.counters.dropped_no_collector += collector.backlog_flows as u64;
             collector.backlog.clear();
+            collector.backlog_flows = 0;
         }
     }
 
     fn poll_monitors(&mut self) {
         for collector in &mut self.collectors {
+            collector.take_subscriptions();
             while let Ok(frames) = collector.monitor.recv_multipart(socket::DONTWAIT) {
                 let Some(event) = socket::parse_monitor_event(&frames) else { continue };
                 let given = &collector.endpoint.given;
                 match event {
                     socket::EVENT_CONNECTED | socket::EVENT_ACCEPTED => self.counters.connections += 1,
-                    socket::EVENT_HANDSHAKE_SUCCEEDED => {
-                        collector.peers += 1;
-                        if collector.peers == 1 {
-                            collector.ready_at = Some(Instant::now() + SUBSCRIBE_GRACE);
-                            info!(endpoint = %given, "collector connected");
-                        }
-                    }
                     socket::EVENT_HANDSHAKE_FAILED_NO_DETAIL
                     | socket::EVENT_HANDSHAKE_FAILED_PROTOCOL
                     | socket::EVENT_HANDSHAKE_FAILED_AUTH => {
-                        collector.failed_pending += 1;
                         self.counters.handshake_failures += 1;
                         warn!(
                             endpoint = %given,
                             "ZMQ handshake with the collector failed: with CURVE, the collector's key does not match \
                              --zmq-encryption-key (or the collector does not use CURVE)"
                         );
-                    }
-                    socket::EVENT_DISCONNECTED => {
-                        if collector.failed_pending > 0 {
-                            collector.failed_pending -= 1;
-                        } else if collector.peers > 0 {
-                            collector.peers -= 1;
-                            if collector.peers == 0 {
-                                collector.ready_at = None;
-                                info!(endpoint = %given, "collector disconnected; holding messages until it returns");
-                            }
-                        }
                     }
                     _ => {}
                 }
@@ -684,6 +756,85 @@ mod tests {
         assert!(Endpoint::parse("udp://x:1").unwrap_err().contains("expected tcp://HOST:PORT"));
         assert!(Endpoint::parse("tcp://host:http").unwrap_err().contains("is not a port"));
         assert!(Endpoint::parse("ipc:///tmp/pl.sock").is_ok());
+    }
+
+    fn message(topic: &'static str) -> Message {
+        let header = Header::V2 { topic: topic.into(), version: VERSION_JSON, size: 0, msg_id: 0, source_id: 1 };
+        Message {
+            topic,
+            status: topic != "flow",
+            header: Arc::new(header.encode().unwrap()),
+            payload: Arc::new(topic.as_bytes().to_vec()),
+        }
+    }
+
+    #[test]
+    fn a_backlog_keeps_flows_numbers_their_losses_and_only_the_latest_status() {
+        let ctx = Context::new().unwrap();
+        let xpub = ctx.socket(socket::XPUB).unwrap();
+        xpub.set_int(socket::OPT_XPUB_VERBOSER, 1).unwrap();
+        xpub.bind("inproc://backlog-test").unwrap();
+        let monitor = ctx.socket(socket::PAIR).unwrap();
+        let mut collector = Collector {
+            endpoint: Endpoint::parse("tcp://127.0.0.1:5556").unwrap(),
+            socket: xpub,
+            monitor,
+            subscriptions: 0,
+            last_msg_id: 0,
+            backlog: VecDeque::new(),
+            backlog_flows: 0,
+        };
+        // Room for two flow messages; status messages take none of it.
+        let mut dropped = Vec::new();
+        for topic in ["flow", "event", "listening-ports", "flow", "event", "flow", "listening-ports", "event"] {
+            dropped.push(collector.queue(message(topic), 2));
+        }
+        assert_eq!(
+            dropped,
+            [false, false, false, false, false, true, false, false],
+            "the third flow pushes out the first"
+        );
+        let topics: Vec<_> = collector.backlog.iter().map(|m| m.topic).collect();
+        assert_eq!(topics, ["flow", "flow", "listening-ports", "event"]);
+        assert_eq!((collector.backlog_flows, collector.last_msg_id), (2, 1), "the lost flow took id 1");
+
+        // Not ready until a subscription arrives; then the backlog goes out in order.
+        assert!(!collector.ready());
+        let sub = ctx.socket(socket::SUB).unwrap();
+        sub.set_bytes(socket::OPT_SUBSCRIBE, b"").unwrap();
+        sub.set_int(socket::OPT_RCVTIMEO, 100).unwrap();
+        sub.connect("inproc://backlog-test").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !collector.ready() {
+            assert!(Instant::now() < deadline, "the subscription never arrived");
+            collector.take_subscriptions();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        while let Some(m) = collector.backlog.front().cloned() {
+            collector.try_send(&m).unwrap();
+            collector.pop_front();
+        }
+        assert_eq!(collector.backlog_flows, 0);
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            assert!(Instant::now() < deadline, "received {got:?}");
+            let Ok(frames) = sub.recv_multipart(0) else { continue };
+            let header = Header::decode(&frames[0]).unwrap();
+            got.push((header.msg_id(), header.topic().to_owned()));
+        }
+        assert_eq!(
+            got,
+            [(2, "flow".into()), (3, "flow".into()), (4, "listening-ports".into()), (5, "event".into())],
+            "ids continue after the gap of the lost flow"
+        );
+
+        // The collector leaves: its unsubscription makes the backlog hold again.
+        drop(sub);
+        while collector.ready() {
+            assert!(Instant::now() < deadline, "the unsubscription never arrived");
+            collector.take_subscriptions();
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// A SUB socket bound where an exporter connects, and that exporter.

@@ -52,6 +52,12 @@ pub const OPT_CURVE_SECRETKEY: i32 = 49;
 pub const OPT_CURVE_SERVERKEY: i32 = 50;
 /// `ZMQ_XPUB_NODROP`: a full queue makes send fail with EAGAIN instead of dropping.
 pub const OPT_XPUB_NODROP: i32 = 69;
+/// `ZMQ_IMMEDIATE`: a connecting socket has a pipe only while connected, so a lost
+/// connection ends its subscriptions (and a new one subscribes afresh).
+pub const OPT_IMMEDIATE: i32 = 39;
+/// `ZMQ_XPUB_VERBOSER`: every subscribe and unsubscribe comes up as a message,
+/// including the unsubscriptions of a peer that disconnected.
+pub const OPT_XPUB_VERBOSER: i32 = 78;
 
 /// Monitor event: a connection was made (connect side).
 pub const EVENT_CONNECTED: u16 = 0x0001;
