@@ -40,8 +40,10 @@ fn enricher() -> (Enricher, KernelFacts, KernelFacts) {
     let init = FakeProcess { exe: "/sbin/init".into(), start_ticks: 1, root: (8, 2), ..FakeProcess::default() };
     let proc = FakeProc::new([(4242, client), (4343, server), (1, init)]);
     let e = Enricher::new(EnrichConfig { cgroup_mount: None, docker_socket: None }, Box::new(proc));
-    let client = KernelFacts { pid: 4242, start_ns: start_ns(50), uid: 4321, gid: 4321, cgroup_id: 77, ppid: 1 };
-    let server = KernelFacts { pid: 4343, start_ns: start_ns(20), uid: 33, gid: 33, cgroup_id: 78, ppid: 1 };
+    let client =
+        KernelFacts { pid: 4242, start_ns: start_ns(50), exec_id: 1, uid: 4321, gid: 4321, cgroup_id: 77, ppid: 1 };
+    let server =
+        KernelFacts { pid: 4343, start_ns: start_ns(20), exec_id: 1, uid: 33, gid: 33, cgroup_id: 78, ppid: 1 };
     (e, client, server)
 }
 

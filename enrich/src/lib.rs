@@ -42,6 +42,9 @@ pub struct KernelFacts {
     pub pid: u32,
     /// Start time, `CLOCK_BOOTTIME` ns (0 when unknown).
     pub start_ns: u64,
+    /// Exec counter (+1 at every execve): a process that execs keeps its pid and
+    /// start time, so this is what tells its programs apart.
+    pub exec_id: u32,
     /// User id.
     pub uid: u32,
     /// Group id.
@@ -149,10 +152,24 @@ const CONTAINER_TTL: Duration = Duration::from_secs(30);
 /// Distinct roots (hosts and containers) whose user names are kept.
 const ROOT_CACHE: usize = 1024;
 
+/// A program image of a process: pid, start time (pid reuse), exec counter (exec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ProcessKey {
+    pid: u32,
+    start_ns: u64,
+    exec_id: u32,
+}
+
+impl ProcessKey {
+    fn of(facts: &KernelFacts) -> Self {
+        Self { pid: facts.pid, start_ns: facts.start_ns, exec_id: facts.exec_id }
+    }
+}
+
 /// The enrichment stage.
 pub struct Enricher {
     proc: Box<dyn ProcSource>,
-    processes: Cache<(u32, u64), Observed>,
+    processes: Cache<ProcessKey, Observed>,
     names: Cache<RootKey, Names>,
     root_of_cgroup: Cache<u64, RootKey>,
     cgroup_paths: Cache<u64, Shared>,
@@ -206,7 +223,7 @@ impl Enricher {
         if facts.pid == 0 || self.memo.observed(facts, self.generation(), now) {
             return;
         }
-        let key = (facts.pid, facts.start_ns);
+        let key = ProcessKey::of(facts);
         if self.processes.get(&key, now).is_some() {
             return;
         }
@@ -332,7 +349,7 @@ impl Enricher {
     fn details_uncached(&mut self, facts: &KernelFacts, now: Instant) -> Arc<Details> {
         self.observe(facts, now);
         let mut validity = Validity::new(now);
-        let observed = self.processes.get_with_expiry(&(facts.pid, facts.start_ns), now).map(|(observed, expiry)| {
+        let observed = self.processes.get_with_expiry(&ProcessKey::of(facts), now).map(|(observed, expiry)| {
             validity.bound(expiry);
             observed.clone()
         });
@@ -431,7 +448,7 @@ mod tests {
     }
 
     fn facts(pid: u32, start_ns: u64, uid: u32) -> KernelFacts {
-        KernelFacts { pid, start_ns, uid, gid: uid, cgroup_id: 77, ppid: 1 }
+        KernelFacts { pid, start_ns, exec_id: 1, uid, gid: uid, cgroup_id: 77, ppid: 1 }
     }
 
     fn container_process() -> FakeProcess {
@@ -583,6 +600,24 @@ mod tests {
             Some("/usr/bin/curl"),
             "records of the first process still name it"
         );
+    }
+
+    #[test]
+    fn a_process_that_execs_is_read_again_for_its_new_program() {
+        let proc = LiveProc::default();
+        // A child between fork and exec still runs its parent's program.
+        proc.set(42, FakeProcess { exe: "/usr/bin/cargo".into(), ..container_process() });
+        let mut e = live_enricher(&proc);
+        let now = Instant::now();
+        let forked = facts(42, 5_000_000_000, 4321);
+        assert_eq!(e.details(&forked, now).exe.as_deref(), Some("/usr/bin/cargo"));
+        // Same pid, same start time; the exec counter moved on.
+        proc.set(42, container_process());
+        let execed = KernelFacts { exec_id: forked.exec_id + 1, ..forked };
+        let d = e.details(&execed, now);
+        assert_eq!((d.exe.as_deref(), d.cmdline.as_deref()), (Some("/usr/bin/curl"), Some("curl -s http://x")));
+        assert_eq!(e.counters().processes_observed, 2);
+        assert_eq!(e.details(&forked, now).exe.as_deref(), Some("/usr/bin/cargo"), "the older program stays itself");
     }
 
     #[test]

@@ -75,7 +75,12 @@ pub(crate) struct Memo {
 /// The facts an answer depends on. The parent pid is only read when the process
 /// is first observed, which a kept answer guarantees is done.
 fn asks_the_same(a: &KernelFacts, b: &KernelFacts) -> bool {
-    a.pid == b.pid && a.start_ns == b.start_ns && a.uid == b.uid && a.gid == b.gid && a.cgroup_id == b.cgroup_id
+    same_program(a, b) && a.uid == b.uid && a.gid == b.gid && a.cgroup_id == b.cgroup_id
+}
+
+/// The same process running the same program (the process cache's key).
+fn same_program(a: &KernelFacts, b: &KernelFacts) -> bool {
+    a.pid == b.pid && a.start_ns == b.start_ns && a.exec_id == b.exec_id
 }
 
 impl Memo {
@@ -97,9 +102,7 @@ impl Memo {
 
     /// Whether the process of `facts` is certainly in the process cache at `now`.
     pub fn observed(&mut self, facts: &KernelFacts, generation: u64, now: Instant) -> bool {
-        self.valid(generation).iter().any(|s| {
-            s.observed && s.facts.pid == facts.pid && s.facts.start_ns == facts.start_ns && s.validity.holds(now)
-        })
+        self.valid(generation).iter().any(|s| s.observed && same_program(&s.facts, facts) && s.validity.holds(now))
     }
 
     /// Keeps `details`, made for `facts` from caches at `generation`, replacing any
@@ -134,7 +137,7 @@ mod tests {
     use std::time::Duration;
 
     fn facts(pid: u32) -> KernelFacts {
-        KernelFacts { pid, start_ns: 1, uid: 0, gid: 0, cgroup_id: 7, ppid: 1 }
+        KernelFacts { pid, start_ns: 1, exec_id: 1, uid: 0, gid: 0, cgroup_id: 7, ppid: 1 }
     }
 
     fn named(exe: &str) -> Arc<Details> {

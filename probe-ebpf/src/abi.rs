@@ -85,8 +85,9 @@ pub struct RawEvent {
     pub start_ns: u64,
     /// Owner's parent process id.
     pub ppid: u32,
-    /// Padding.
-    pub pad: u32,
+    /// Owner's exec counter (low 32 bits), +1 at every execve: with pid and start
+    /// time, a key of the program the process runs.
+    pub exec_id: u32,
 }
 
 // SAFETY: plain integers and byte arrays, no padding (checked below), any bit

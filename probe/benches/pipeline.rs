@@ -36,6 +36,7 @@ fn owner(pid: u32) -> Owner {
         parent_comm: Comm::new("bash"),
         exe: "curl".into(),
         start_ns: 1,
+        exec_id: 1,
     }
 }
 

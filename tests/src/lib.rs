@@ -71,7 +71,7 @@ impl Peer {
     pub fn spawn(netns: Option<&Netns>, args: &[&str]) -> Self {
         let exe = peer_exe();
         let exe = exe.to_str().expect("UTF-8 target path");
-        let mut cmd = match netns {
+        let cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", &ns.name, exe]);
@@ -79,6 +79,39 @@ impl Peer {
             }
             None => Command::new(exe),
         };
+        Self::start(cmd, args)
+    }
+
+    /// As [`Peer::spawn`], but the child first listens on a TCP port of 127.0.0.1
+    /// between fork and exec, while it still runs the test's program: one process,
+    /// two programs, each with a listening socket.
+    #[must_use]
+    pub fn spawn_after_listening_in_the_fork(args: &[&str]) -> Self {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(peer_exe());
+        let family = libc::sa_family_t::try_from(libc::AF_INET).expect("AF_INET fits sa_family_t");
+        let len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_in>()).expect("small struct");
+        // SAFETY: only async-signal-safe system calls run in the forked child; the
+        // socket is left open (and closed by exec: SOCK_CLOEXEC).
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+                let addr = libc::sockaddr_in {
+                    sin_family: family,
+                    sin_port: 0,
+                    sin_addr: libc::in_addr { s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be() },
+                    sin_zero: [0; 8],
+                };
+                if fd < 0 || libc::bind(fd, std::ptr::from_ref(&addr).cast(), len) != 0 || libc::listen(fd, 1) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Self::start(cmd, args)
+    }
+
+    fn start(mut cmd: Command, args: &[&str]) -> Self {
         let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())

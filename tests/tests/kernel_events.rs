@@ -185,6 +185,29 @@ async fn retransmits_are_reported(test: &str, config: &LoaderConfig) {
     assert_eq!(counters.bytes_sent, 50_000);
 }
 
+/// A process that execs keeps its pid and start time; the exec counter the kernel
+/// records is what tells its two programs apart (and keys the process cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_before_and_after_exec_differ_by_their_exec_counter() {
+    if !kernel_tests_enabled("exec counter") {
+        return;
+    }
+    let mut events = Events::start(&loader_config());
+    let server = Peer::spawn_after_listening_in_the_fork(&["tcp-server", "127.0.0.1:0", "0", "0"]);
+    let (pid, port) = (server.pid, server.port);
+    let listens = events.wait_n("a listen before and one after exec", 2, |e| is(e, "listen", pid)).await;
+    drop(server);
+    let (forked, execed) =
+        listens.iter().map(|e| (e.local.port(), e.owner.unwrap())).partition::<Vec<_>, _>(|(p, _)| *p != port);
+    let ([(_, before)], [(_, after)]) = (forked.as_slice(), execed.as_slice()) else {
+        panic!("one listen per program: {listens:?}")
+    };
+    assert_eq!((before.pid, before.start_ns), (after.pid, after.start_ns), "one process");
+    assert_eq!(after.exec_id, before.exec_id.wrapping_add(1), "one exec between them");
+    assert_eq!(after.exe.as_str(), "pl-peer");
+    assert_ne!(before.exe.as_str(), "pl-peer", "the fork still ran the test's program");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_sendto_and_recvfrom_name_peers_and_processes() {
     udp_exchange_names_peers_and_processes("udp ipv4 unconnected", "127.0.0.1", false).await;

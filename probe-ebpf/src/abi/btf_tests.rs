@@ -160,7 +160,7 @@ fn event_struct_matches_the_c_layout_field_by_field() {
         ("exe", offset_of!(RawEvent, exe), 32),
         ("start_ns", offset_of!(RawEvent, start_ns), 8),
         ("ppid", offset_of!(RawEvent, ppid), 4),
-        ("pad", offset_of!(RawEvent, pad), 4),
+        ("exec_id", offset_of!(RawEvent, exec_id), 4),
     ]
     .into_iter()
     .map(|(n, o, s)| (n, (o, s)))

@@ -119,6 +119,11 @@ static __always_inline void owner_task_details(struct pl_owner *o, struct task_s
 		o->start_ns = BPF_CORE_READ(task, start_boottime);
 	else
 		o->start_ns = BPF_CORE_READ((struct task_struct___real_start *)task, real_start_time);
+	/* +1 at every execve: with pid and start time, a key of the program image. */
+	if (bpf_core_field_size(task->self_exec_id) == sizeof(__u64))
+		o->exec_id = (__u32)BPF_CORE_READ(task, self_exec_id);
+	else
+		o->exec_id = BPF_CORE_READ((struct task_struct___exec_id32 *)task, self_exec_id);
 	exe = BPF_CORE_READ(task, mm, exe_file, f_path.dentry, d_name.name);
 	if (exe)
 		bpf_probe_read_kernel_str(o->exe, sizeof(o->exe), exe);
@@ -152,6 +157,7 @@ static __always_inline void owner_copy_identity(struct pl_owner *dst, const stru
 	dst->cgroup_id = src->cgroup_id;
 	dst->ppid = src->ppid;
 	dst->start_ns = src->start_ns;
+	dst->exec_id = src->exec_id;
 	__builtin_memcpy(dst->comm, src->comm, sizeof(dst->comm));
 	__builtin_memcpy(dst->parent_comm, src->parent_comm, sizeof(dst->parent_comm));
 	__builtin_memcpy(dst->exe, src->exe, sizeof(dst->exe));
@@ -169,6 +175,7 @@ static __always_inline void event_set_owner(struct pl_event *ev, const struct pl
 	ev->cgroup_id = o->cgroup_id;
 	ev->ppid = o->ppid;
 	ev->start_ns = o->start_ns;
+	ev->exec_id = o->exec_id;
 	__builtin_memcpy(ev->comm, o->comm, sizeof(ev->comm));
 	__builtin_memcpy(ev->parent_comm, o->parent_comm, sizeof(ev->parent_comm));
 	__builtin_memcpy(ev->exe, o->exe, sizeof(ev->exe));

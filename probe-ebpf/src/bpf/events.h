@@ -83,7 +83,7 @@ struct pl_event {
 	char exe[PL_EXE_LEN];          /* basename of the owner's executable, cut */
 	__u64 start_ns;                /* owner's start, CLOCK_BOOTTIME ns (with pid: a process key) */
 	__u32 ppid;                    /* owner's parent tgid */
-	__u32 pad;
+	__u32 exec_id;                 /* owner's exec counter (low 32 bits): +1 at every execve */
 };
 
 _Static_assert(sizeof(struct pl_event) == 224, "pl_event size");

@@ -30,6 +30,7 @@ struct pl_owner {
 	char comm[PL_COMM_LEN];
 	char parent_comm[PL_COMM_LEN];
 	char exe[PL_EXE_LEN];
+	__u32 exec_id;     /* low 32 bits of the process's exec counter */
 };
 
 /*

@@ -197,6 +197,12 @@ struct task_struct {
 	struct task_struct *real_parent;
 	struct mm_struct *mm;
 	u64 start_boottime;
+	u64 self_exec_id;
+};
+
+/* Before 5.8 (commit d1e7fd6462ca) the exec counter was 32 bits. */
+struct task_struct___exec_id32 {
+	u32 self_exec_id;
 };
 
 /* Before 5.5 (commit cf25e24db61c) the boot-based start time was real_start_time. */

@@ -62,6 +62,7 @@ mod tests {
             parent_comm: "init".into(),
             exe: "c".into(),
             start_ns: 42,
+            exec_id: 1,
         }
     }
 

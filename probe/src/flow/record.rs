@@ -65,6 +65,9 @@ pub struct Process {
     /// Start time (`CLOCK_BOOTTIME` ns): with the pid, the key of enrichment caches.
     #[serde(skip)]
     pub start_ns: u64,
+    /// Exec counter of the process (see [`Owner::exec_id`]): part of that key.
+    #[serde(skip)]
+    pub exec_id: u32,
     /// The executable's basename as the kernel recorded it: `exe` when enrichment
     /// finds no path.
     #[serde(skip)]
@@ -93,6 +96,7 @@ impl Process {
             parent_exe: None,
             container: None,
             start_ns: owner.start_ns,
+            exec_id: owner.exec_id,
             kernel_exe: owner.exe,
         }
     }
@@ -103,6 +107,7 @@ impl Process {
         packetless_enrich::KernelFacts {
             pid: self.pid,
             start_ns: self.start_ns,
+            exec_id: self.exec_id,
             uid: self.uid,
             gid: self.gid,
             cgroup_id: self.cgroup_id,
@@ -319,6 +324,7 @@ mod tests {
             parent_comm: "bash".into(),
             exe: "curl".into(),
             start_ns: 42,
+            exec_id: 1,
         }
     }
 

@@ -25,6 +25,7 @@ fn owner(pid: u32, comm: &str) -> Owner {
         parent_comm: "init".into(),
         exe: comm.into(),
         start_ns: 1,
+        exec_id: 1,
     }
 }
 

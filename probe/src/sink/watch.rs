@@ -311,6 +311,7 @@ mod tests {
                 parent_comm: "bash".into(),
                 exe: "curl".into(),
                 start_ns: 9,
+                exec_id: 1,
             }),
             detail,
         }

@@ -240,6 +240,9 @@ pub struct Owner {
     /// Process start, `CLOCK_BOOTTIME` nanoseconds: with the pid, a key that survives
     /// pid reuse.
     pub start_ns: u64,
+    /// The process's exec counter when the kernel recorded the owner (+1 at every
+    /// execve): with pid and start time, a key that tells program images apart.
+    pub exec_id: u32,
 }
 
 impl Owner {
@@ -249,6 +252,7 @@ impl Owner {
         packetless_enrich::KernelFacts {
             pid: self.pid,
             start_ns: self.start_ns,
+            exec_id: self.exec_id,
             uid: self.uid,
             gid: self.gid,
             cgroup_id: self.cgroup_id,
@@ -530,6 +534,7 @@ impl SocketEvent {
             parent_comm: Comm::from_c(&raw.parent_comm),
             exe: ExeName::from_c(&raw.exe),
             start_ns: raw.start_ns,
+            exec_id: raw.exec_id,
         });
         let detail = match kind {
             EventKind::Connect => Detail::Connect { latency: nonzero_duration(raw.latency_ns), srtt_us: raw.srtt_us },
