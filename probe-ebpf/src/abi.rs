@@ -88,13 +88,16 @@ pub struct RawEvent {
     /// Owner's exec counter (low 32 bits), +1 at every execve: with pid and start
     /// time, a key of the program the process runs.
     pub exec_id: u32,
+    /// Close with [`flags::OPENED_ACTIVE`] or [`flags::OPENED_PASSIVE`]: when the
+    /// socket's held open happened (`CLOCK_BOOTTIME` ns).
+    pub open_ns: u64,
 }
 
 // SAFETY: plain integers and byte arrays, no padding (checked below), any bit
 // pattern is a valid value.
 unsafe impl aya::Pod for RawEvent {}
 
-const _: () = assert!(size_of::<RawEvent>() == 224);
+const _: () = assert!(size_of::<RawEvent>() == 232);
 const _: () = assert!(offset_of!(RawEvent, netns) == 56);
 const _: () = assert!(offset_of!(RawEvent, kind) == 100);
 const _: () = assert!(offset_of!(RawEvent, proto) == 108);
@@ -102,6 +105,7 @@ const _: () = assert!(offset_of!(RawEvent, laddr) == 112);
 const _: () = assert!(offset_of!(RawEvent, comm) == 144);
 const _: () = assert!(offset_of!(RawEvent, exe) == 176);
 const _: () = assert!(offset_of!(RawEvent, start_ns) == 208);
+const _: () = assert!(offset_of!(RawEvent, open_ns) == 224);
 
 impl Default for RawEvent {
     fn default() -> Self {
@@ -211,14 +215,21 @@ pub mod flags {
     pub const ALL_ACKED: u8 = 1 << 3;
     /// UDP peer unknown.
     pub const PEER_UNKNOWN: u8 = 1 << 4;
+    /// Close: the socket's connect was held back and is folded in (`open_ns`,
+    /// `latency_ns`).
+    pub const OPENED_ACTIVE: u8 = 1 << 5;
+    /// Close: the socket's accept was held back and is folded in (`open_ns`).
+    pub const OPENED_PASSIVE: u8 = 1 << 6;
 
     /// C enumerator names and values, for the BTF check.
-    pub const C_NAMES: [(&str, u8); 5] = [
+    pub const C_NAMES: [(&str, u8); 7] = [
         ("PL_F_OWNER_KNOWN", OWNER_KNOWN),
         ("PL_F_OWNER_CURRENT", OWNER_CURRENT),
         ("PL_F_FIN_RECEIVED", FIN_RECEIVED),
         ("PL_F_ALL_ACKED", ALL_ACKED),
         ("PL_F_PEER_UNKNOWN", PEER_UNKNOWN),
+        ("PL_F_OPENED_ACTIVE", OPENED_ACTIVE),
+        ("PL_F_OPENED_PASSIVE", OPENED_PASSIVE),
     ];
 }
 

@@ -62,6 +62,8 @@ pub mod programs {
     /// `iter/bpf_sk_storage_map` over [`crate::maps::OWNERS`]: the cookie of every TCP
     /// socket the kernel still has.
     pub const ITER_LIVE_TCP: &str = "iter__live_tcp";
+    /// `iter/bpf_map_elem` over [`crate::maps::PENDING_OPENS`]: every held open event.
+    pub const ITER_PENDING_OPENS: &str = "iter__pending_opens";
     /// `tp_btf/cgroup_mkdir`: paths of new cgroups, kept in [`crate::maps::CGROUP_PATHS`].
     pub const CGROUP_MKDIR: &str = "tp_btf__cgroup_mkdir";
 }
@@ -83,11 +85,16 @@ pub mod maps {
     pub const CGROUP_PATHS: &str = "pl_cgroup_paths";
     /// `PL_CGROUP_PATH_LEN`: bytes of a [`CGROUP_PATHS`] value.
     pub const CGROUP_PATH_LEN: usize = 256;
-    /// Array of one `u32` of [`CONTROL_STATE_BY_SOCKOPS`] bits, written while attaching.
+    /// Array of one `u32` of `CONTROL_*` bits, written while attaching.
     pub const CONTROL: &str = "pl_control";
     /// `PL_CTL_STATE_BY_SOCKOPS`: [`crate::programs::SOCKOPS_STATE`] is attached, so the
     /// state tracepoint leaves the sockets that program follows to it.
     pub const CONTROL_STATE_BY_SOCKOPS: u32 = 1;
+    /// `PL_CTL_HOLD_OPENS`: opens wait in [`PENDING_OPENS`], for their socket's close
+    /// to carry them or user space to take them.
+    pub const CONTROL_HOLD_OPENS: u32 = 2;
+    /// Hash `u64 cookie -> RawEvent`: held open events (connect, accept).
+    pub const PENDING_OPENS: &str = "pl_pending_opens";
 }
 
 /// Names of the load-time globals (`const volatile` in `config.h`).

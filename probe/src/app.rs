@@ -85,7 +85,10 @@ impl Tracer {
         let mut loaded = loader::load(&config.loader)?;
         let ring = loaded.take_events()?;
         let stats = loaded.take_stats()?;
-        let source = EventSource::new(ring, BootClock::now()).map_err(AppError::Source)?;
+        let mut source = EventSource::new(ring, BootClock::now()).map_err(AppError::Source)?;
+        if let (Some(held), Some(hold)) = (loaded.take_held_opens()?, config.loader.hold_opens) {
+            source = source.with_held_opens(held, hold);
+        }
         let counters = source.counters();
         let (tx, events) = crate::source::event_channel(config.queue);
         let (stop, stop_rx) = watch::channel(false);
@@ -130,7 +133,8 @@ impl Tracer {
     #[must_use]
     pub fn pipeline_stats(&self) -> PipelineStats {
         let (received, decode_errors, channel_full) = self.source_counts();
-        PipelineStats { kernel: self.kernel_stats(), received, decode_errors, channel_full }
+        let held_open_errors = self.counters.held_open_errors.load(std::sync::atomic::Ordering::Relaxed);
+        PipelineStats { kernel: self.kernel_stats(), received, decode_errors, channel_full, held_open_errors }
     }
 
     /// Runs the socket iterator and hands `each` the snapshot events of the open

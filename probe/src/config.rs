@@ -98,6 +98,7 @@ impl TraceConfig {
                     TcpHooksArg::Btf => TcpHooks::Btf,
                     TcpHooksArg::Tracepoint => TcpHooks::Tracepoint,
                 },
+                hold_opens: None,
             },
             queue: args.queue,
         })
@@ -130,10 +131,16 @@ impl RunConfig {
         if args.max_flows == 0 {
             return Err(ConfigError::MaxFlows);
         }
+        let pair_window = parse_duration("pair-window", &args.pair_window)?;
+        let mut trace = TraceConfig::from_args(&args.trace, true, true)?;
+        // Opens reach the table well inside the window, so a flow's first record
+        // is not later for it, and a connection shorter than half of it sends one
+        // event instead of two.
+        trace.loader.hold_opens = Some(pair_window / 2);
         Ok(Self {
-            trace: TraceConfig::from_args(&args.trace, true, true)?,
+            trace,
             flows: FlowConfig {
-                pair_window: parse_duration("pair-window", &args.pair_window)?,
+                pair_window,
                 update_interval: positive(
                     parse_duration("update-interval", &args.update_interval)?,
                     "update-interval",

@@ -32,6 +32,10 @@ pub struct LoaderConfig {
     pub tcp_hooks: TcpHooks,
     /// Load the socket iterator (sockets older than the probe, live TCP counters).
     pub snapshots: bool,
+    /// Hold TCP opens (connect, accept) back in the kernel for this long: a
+    /// connection that closes sooner sends one event, its close carrying the open,
+    /// instead of two. `None` sends every open at once (`watch`).
+    pub hold_opens: Option<std::time::Duration>,
 }
 
 /// The rung of hooks that traces TCP state changes and retransmissions.
@@ -188,6 +192,9 @@ enum Need {
     Udp,
     /// Socket snapshots: skipped when not asked for, degraded when unavailable.
     Snapshot,
+    /// Held opens: skipped when not asked for, degraded (opens sent at once) when
+    /// unavailable.
+    HeldOpens,
     /// Enrichment aids: always tried, degraded when unavailable.
     Helpful,
 }
@@ -388,6 +395,14 @@ const HOOKS: &[HookSpec] = &[
         provides: "closing the flows of TCP sockets gone without a close event (kernel 5.9+)",
     },
     HookSpec {
+        program: programs::ITER_PENDING_OPENS,
+        rung: Rung::Any,
+        hook: Hook::Iter("bpf_map_elem"),
+        need: Need::HeldOpens,
+        control: maps::CONTROL_HOLD_OPENS,
+        provides: "one kernel event per short TCP connection instead of two (kernel 5.9+)",
+    },
+    HookSpec {
         program: programs::SOCK_RELEASE,
         rung: Rung::Any,
         hook: Hook::CgroupSock("sock_release"),
@@ -544,6 +559,91 @@ impl Loaded {
         })?;
         Ok(true)
     }
+}
+
+impl Loaded {
+    /// Takes the held opens (once), for the reader to take out those of connections
+    /// that outlive its pairing window. `None` when opens are not held: not asked
+    /// for, or a kernel without map iterators (they are then sent at once).
+    ///
+    /// # Errors
+    /// When the map or program is missing or unusable (build mismatch).
+    pub fn take_held_opens(&mut self) -> Result<Option<HeldOpens>, LoadError> {
+        if self.control & maps::CONTROL_HOLD_OPENS == 0 {
+            return Ok(None);
+        }
+        let prog = self
+            .ebpf
+            .program(programs::ITER_PENDING_OPENS)
+            .and_then(|p| p.fd().ok())
+            .and_then(|fd| fd.try_clone().ok())
+            .ok_or_else(|| LoadError::ProgramLoad {
+                program: programs::ITER_PENDING_OPENS,
+                hook: "iter/bpf_map_elem".to_owned(),
+                reason: "loaded, but its descriptor is gone".to_owned(),
+            })?;
+        let Some(Map::HashMap(map)) = self.ebpf.take_map(maps::PENDING_OPENS) else {
+            return Err(LoadError::MissingMap(maps::PENDING_OPENS));
+        };
+        Ok(Some(HeldOpens { prog, map }))
+    }
+}
+
+/// The kernel's held opens (`pl_pending_opens`): connect and accept events that
+/// wait there until their socket's close carries them, or until they are taken out
+/// here. Whoever deletes an entry reports it, so each open comes exactly once.
+pub struct HeldOpens {
+    prog: aya::programs::ProgramFd,
+    map: MapData,
+}
+
+impl HeldOpens {
+    /// Takes out the opens that happened at or before `cutoff_ns` (`CLOCK_BOOTTIME`)
+    /// and hands each record to `each` (a [`RawEvent`]-sized connect or accept).
+    /// An open whose socket closed meanwhile went out with its close: it is
+    /// skipped.
+    ///
+    /// [`RawEvent`]: packetless_ebpf::abi::RawEvent
+    ///
+    /// # Errors
+    /// When the kernel refuses to run the iterator or to delete an entry.
+    pub fn take(&self, cutoff_ns: u64, mut each: impl FnMut(&[u8])) -> io::Result<()> {
+        use packetless_ebpf::abi::RawEvent;
+        let mut due = Vec::new();
+        let file = map_iterator(self.prog.as_fd(), self.map.fd().as_fd())?;
+        read_records(file, RawEvent::SIZE, |records| {
+            for record in records.chunks_exact(RawEvent::SIZE) {
+                if RawEvent::from_bytes(record).is_some_and(|ev| ev.ts_ns <= cutoff_ns) {
+                    due.extend_from_slice(record);
+                }
+            }
+        })?;
+        for record in due.chunks_exact(RawEvent::SIZE) {
+            let Some(ev) = RawEvent::from_bytes(record) else { continue };
+            match map_delete(self.map.fd().as_fd(), ev.cookie) {
+                Ok(()) => each(record),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Deletes `key` from the map behind `map` (`BPF_MAP_DELETE_ELEM`).
+fn map_delete(map: BorrowedFd<'_>, key: u64) -> io::Result<()> {
+    /// `union bpf_attr` for the map element commands.
+    #[repr(C)]
+    struct MapElem {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let attr = MapElem { map_fd: raw_fd(map)?, pad: 0, key: std::ptr::from_ref(&key) as u64, value: 0, flags: 0 };
+    // SAFETY: the attribute and the key it points at outlive the call.
+    unsafe { bpf(aya_obj::generated::bpf_cmd::BPF_MAP_DELETE_ELEM, &attr) }.map(drop)
 }
 
 /// Reader of the per-CPU loss counters the programs increment, and of the runs
@@ -794,7 +894,13 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
         Rung::Classic => classic,
     };
     for spec in HOOKS.iter().filter(|s| wanted(s)) {
-        if (spec.need == Need::Udp && !config.udp) || (spec.need == Need::Snapshot && !config.snapshots) {
+        let skipped = match spec.need {
+            Need::Udp => !config.udp,
+            Need::Snapshot => !config.snapshots,
+            Need::HeldOpens => config.hold_opens.is_none(),
+            Need::Required | Need::Helpful => false,
+        };
+        if skipped {
             continue;
         }
         if spec.control != 0 {

@@ -19,6 +19,7 @@ pub fn loader_config() -> LoaderConfig {
         ring_buffer_bytes: 64 << 20,
         tcp_hooks: TcpHooks::Auto,
         snapshots: true,
+        hold_opens: Some(Duration::from_millis(250)),
     }
 }
 

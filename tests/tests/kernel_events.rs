@@ -185,6 +185,48 @@ async fn retransmits_are_reported(test: &str, config: &LoaderConfig) {
     assert_eq!(counters.bytes_sent, 50_000);
 }
 
+/// Opens are held in the kernel: a short connection's closes carry them (one ring
+/// record per socket instead of two), and a connection that outlives the hold has
+/// its open taken out and reported while it lasts. Either way each comes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_opens_come_once_folded_into_closes_or_taken_out_while_connections_last() {
+    if !kernel_tests_enabled("held opens") {
+        return;
+    }
+    let mut events = Events::start(&loader_config());
+    let server = Peer::spawn(None, &["tcp-server", "127.0.0.1:0", "100", "100"]);
+    let client = Peer::spawn(None, &["tcp-client", &format!("127.0.0.1:{}", server.port), "100", "100"]);
+    let (spid, cpid) = (server.pid, client.pid);
+    client.finish();
+    server.finish();
+    let connect = events.wait_one("short connect", |e| is(e, "connect", cpid)).await;
+    let accept = events.wait_one("short accept", |e| is(e, "accept", spid)).await;
+    let client_close =
+        events.wait_one("its client close", |e| is(e, "close", cpid) && e.cookie == connect.cookie).await;
+    let server_close = events.wait_one("its server close", |e| is(e, "close", spid) && e.cookie == accept.cookie).await;
+    assert!(connect.boot_ns < client_close.boot_ns && accept.boot_ns < server_close.boot_ns);
+    let Detail::Connect { latency: Some(_), .. } = connect.detail else { panic!("no latency: {connect:?}") };
+    let (records, _, _) = events.source_counts();
+    assert!(
+        events.seen.len() as u64 >= records + 2,
+        "both closes carried their open: {} events from {records} records",
+        events.seen.len()
+    );
+
+    let sink = Peer::spawn(None, &["tcp-sink", "127.0.0.1:0"]);
+    let mut holder = Peer::spawn(None, &["tcp-hold", &format!("127.0.0.1:{}", sink.port)]);
+    let hpid = holder.pid;
+    let held = events.wait_one("the open of a connection that lasts", |e| is(e, "connect", hpid)).await;
+    assert!(!events.seen.iter().any(|e| is(e, "close", hpid)), "reported while the connection lasts");
+    holder.release();
+    holder.finish();
+    sink.finish();
+    let close = events.wait_one("its close", |e| is(e, "close", hpid)).await;
+    assert_eq!(close.cookie, held.cookie);
+    let connects = events.seen.iter().filter(|e| e.cookie == held.cookie && e.detail.name() == "connect").count();
+    assert_eq!(connects, 1, "the open came once");
+}
+
 /// A process that execs keeps its pid and start time; the exec counter the kernel
 /// records is what tells its two programs apart (and keys the process cache).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

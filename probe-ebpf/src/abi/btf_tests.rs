@@ -161,6 +161,7 @@ fn event_struct_matches_the_c_layout_field_by_field() {
         ("start_ns", offset_of!(RawEvent, start_ns), 8),
         ("ppid", offset_of!(RawEvent, ppid), 4),
         ("exec_id", offset_of!(RawEvent, exec_id), 4),
+        ("open_ns", offset_of!(RawEvent, open_ns), 8),
     ]
     .into_iter()
     .map(|(n, o, s)| (n, (o, s)))

@@ -48,16 +48,75 @@ static __always_inline struct pl_event *event_reserve(__u16 kind)
 	return ev;
 }
 
+/* Whether this commit should wake the reader (see pl_wakeup_bytes). */
+static __always_inline __u64 wakeup_flags(void)
+{
+	if (!pl_wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&pl_events, BPF_RB_AVAIL_DATA) >= pl_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										   : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void event_submit(struct pl_event *ev)
 {
-	__u64 flags = 0;
-
 	if (!(ev->flags & PL_F_OWNER_KNOWN))
 		stat_inc(PL_STAT_NO_OWNER);
-	if (pl_wakeup_bytes)
-		flags = bpf_ringbuf_query(&pl_events, BPF_RB_AVAIL_DATA) >= pl_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-											 : BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(ev, flags);
+	bpf_ringbuf_submit(ev, wakeup_flags());
+}
+
+/* The PL_CTL_* bits user space raised. */
+static __always_inline __u32 control_bits(void)
+{
+	__u32 key = 0;
+	__u32 *control = bpf_map_lookup_elem(&pl_control, &key);
+
+	return control ? *control : 0;
+}
+
+/*
+ * Sends an open event (connect, accept) built on the stack: held back in
+ * pl_pending_opens when `hold` and user space asked for it, else (or when the
+ * map is full) into the ring buffer at once.
+ */
+static __always_inline void open_submit(struct pl_event *ev, bool hold)
+{
+	if (!(ev->flags & PL_F_OWNER_KNOWN))
+		stat_inc(PL_STAT_NO_OWNER);
+	if (hold && ev->cookie && (control_bits() & PL_CTL_HOLD_OPENS) &&
+	    bpf_map_update_elem(&pl_pending_opens, &ev->cookie, ev, BPF_NOEXIST) == 0)
+		return;
+	if (bpf_ringbuf_output(&pl_events, ev, sizeof(*ev), wakeup_flags()))
+		stat_inc(PL_STAT_RINGBUF_FULL);
+}
+
+/*
+ * Folds the held open of the socket closing into its close event, if one is
+ * held. The entry is read before it is deleted: only a successful delete makes
+ * it ours; a failed one means user space took it in between and reported it.
+ */
+static __always_inline void close_fold_open(struct pl_event *ev)
+{
+	struct pl_event *open;
+	__u64 open_ns, latency_ns;
+	__u16 kind;
+
+	if (!ev->cookie || !(control_bits() & PL_CTL_HOLD_OPENS))
+		return;
+	open = bpf_map_lookup_elem(&pl_pending_opens, &ev->cookie);
+	if (!open)
+		return;
+	open_ns = open->ts_ns;
+	latency_ns = open->latency_ns;
+	kind = open->kind;
+	if (bpf_map_delete_elem(&pl_pending_opens, &ev->cookie))
+		return;
+	ev->open_ns = open_ns;
+	if (kind == PL_EV_CONNECT) {
+		ev->flags |= PL_F_OPENED_ACTIVE;
+		ev->latency_ns = latency_ns;
+	} else {
+		ev->flags |= PL_F_OPENED_PASSIVE;
+	}
 }
 
 static __always_inline __u32 sk_netns(const struct sock *sk)

@@ -42,6 +42,11 @@ enum pl_event_flags {
 	PL_F_ALL_ACKED = 1 << 3,
 	/* The UDP peer is unknown (unconnected socket, app did not ask for it). */
 	PL_F_PEER_UNKNOWN = 1 << 4,
+	/* CLOSE: the socket's connect was held back (pl_pending_opens) and is
+	 * folded in: open_ns is its time, latency_ns its latency. */
+	PL_F_OPENED_ACTIVE = 1 << 5,
+	/* CLOSE: the socket's accept was held back and is folded in: open_ns. */
+	PL_F_OPENED_PASSIVE = 1 << 6,
 };
 
 /*
@@ -84,9 +89,10 @@ struct pl_event {
 	__u64 start_ns;                /* owner's start, CLOCK_BOOTTIME ns (with pid: a process key) */
 	__u32 ppid;                    /* owner's parent tgid */
 	__u32 exec_id;                 /* owner's exec counter (low 32 bits): +1 at every execve */
+	__u64 open_ns;                 /* CLOSE with PL_F_OPENED_*: when the open happened */
 };
 
-_Static_assert(sizeof(struct pl_event) == 224, "pl_event size");
+_Static_assert(sizeof(struct pl_event) == 232, "pl_event size");
 _Static_assert(__builtin_offsetof(struct pl_event, netns) == 56, "pl_event.netns");
 _Static_assert(__builtin_offsetof(struct pl_event, kind) == 100, "pl_event.kind");
 _Static_assert(__builtin_offsetof(struct pl_event, proto) == 108, "pl_event.proto");
@@ -94,6 +100,7 @@ _Static_assert(__builtin_offsetof(struct pl_event, laddr) == 112, "pl_event.ladd
 _Static_assert(__builtin_offsetof(struct pl_event, comm) == 144, "pl_event.comm");
 _Static_assert(__builtin_offsetof(struct pl_event, exe) == 176, "pl_event.exe");
 _Static_assert(__builtin_offsetof(struct pl_event, start_ns) == 208, "pl_event.start_ns");
+_Static_assert(__builtin_offsetof(struct pl_event, open_ns) == 224, "pl_event.open_ns");
 
 /*
  * Indexes into the per-CPU `pl_stats` array. Every early return that loses

@@ -115,3 +115,20 @@ int iter__live_tcp(struct bpf_iter__bpf_sk_storage_map *ctx)
 {
 	return handle_live_tcp(ctx);
 }
+
+/*
+ * Held opens: iter/bpf_map_elem (5.9+) over pl_pending_opens writes every held
+ * open event whole. User space deletes the entries of connections older than
+ * its pairing window one by one and reports those whose delete succeeded (see
+ * pl_pending_opens).
+ */
+SEC("iter/bpf_map_elem")
+int iter__pending_opens(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct pl_event *ev = ctx->value;
+
+	if (!ev)
+		return 0;
+	bpf_seq_write(ctx->meta->seq, ev, sizeof(*ev));
+	return 0;
+}

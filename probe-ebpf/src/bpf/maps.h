@@ -158,6 +158,7 @@ struct {
  * programs, read by programs that must know what else is attached.
  */
 #define PL_CTL_STATE_BY_SOCKOPS 1U /* sockops__tcp_state is attached (see tcp_life.bpf.c) */
+#define PL_CTL_HOLD_OPENS 2U       /* opens wait in pl_pending_opens (see there) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -165,5 +166,22 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } pl_control SEC(".maps");
+
+/*
+ * pl_pending_opens: socket cookie -> its open event (connect or accept), held
+ * back while PL_CTL_HOLD_OPENS is set. A connection that closes soon sends one
+ * event instead of two: its close takes the held open out and carries it
+ * (PL_F_OPENED_*). User space takes out, with iter__pending_opens and a delete
+ * per entry, the opens of connections that outlive its pairing window, and
+ * reports them itself. Whoever deletes an entry owns it, so an open is reported
+ * exactly once; a full map sends the open at once.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 32768);
+	__type(key, __u64);
+	__type(value, struct pl_event);
+} pl_pending_opens SEC(".maps");
 
 #endif /* PL_MAPS_H */

@@ -166,7 +166,8 @@ static __always_inline struct sock *current_fd_sock(long fd)
 static __always_inline int handle_accept_exit(struct syscall_exit_ctx *ctx)
 {
 	struct pl_owner acceptor = {};
-	struct pl_event *ev;
+	/* Built on the stack: it may wait in pl_pending_opens. */
+	struct pl_event ev = {};
 	struct sock *sk;
 	__u64 cookie;
 	__u16 family;
@@ -189,15 +190,16 @@ static __always_inline int handle_accept_exit(struct syscall_exit_ctx *ctx)
 	if (cookie && bpf_map_update_elem(&pl_acceptors, &cookie, &acceptor, BPF_ANY))
 		stat_inc(PL_STAT_ACCEPT_MAP_FULL);
 
-	ev = event_reserve(PL_EV_ACCEPT);
-	if (!ev)
-		return 0;
-	event_fill_tuple(ev, sk);
-	ev->cookie = cookie;
-	ev->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	event_set_owner(ev, &acceptor);
-	ev->flags |= PL_F_OWNER_CURRENT;
-	event_submit(ev);
+	ev.kind = PL_EV_ACCEPT;
+	ev.ts_ns = bpf_ktime_get_boot_ns();
+	event_fill_tuple(&ev, sk);
+	ev.cookie = cookie;
+	ev.state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	event_set_owner(&ev, &acceptor);
+	ev.flags |= PL_F_OWNER_CURRENT;
+	/* A socket the peer already reset has closed: its close went out without
+	 * an open to fold, so this one must not wait. */
+	open_submit(&ev, ev.state != TCP_CLOSE);
 	return 0;
 }
 

@@ -90,6 +90,36 @@ static __always_inline bool tcp_sock_wanted(struct sock *sk)
 	return netns_wanted(sk_netns(sk));
 }
 
+/* The fields of a state-change event of kind ev->kind. */
+static __always_inline void tcp_fill_state_event(struct pl_event *ev, struct sock *sk, struct pl_owner *o,
+						 __u64 cookie, int oldstate, int newstate, __u64 now)
+{
+	event_fill_tuple(ev, sk);
+	ev->cookie = cookie;
+	ev->state = newstate;
+	ev->oldstate = oldstate;
+	event_set_owner(ev, o);
+	if (o)
+		ev->states_seen = o->states_seen;
+	switch (ev->kind) {
+	case PL_EV_CONNECT:
+		if (o && o->syn_ts_ns)
+			ev->latency_ns = now - o->syn_ts_ns;
+		ev->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
+		break;
+	case PL_EV_CONNECT_FAILED:
+		ev->error = BPF_CORE_READ(sk, sk_err);
+		if (o && o->syn_ts_ns)
+			ev->latency_ns = now - o->syn_ts_ns;
+		tcp_fill_counters(ev, sk);
+		break;
+	case PL_EV_CLOSE:
+		tcp_fill_counters(ev, sk);
+		tcp_fill_close_flags(ev, sk);
+		break;
+	}
+}
+
 /*
  * One TCP state change of a wanted socket, whose cookie and owner storage the
  * caller looked up: update the socket's history and send the event the
@@ -130,33 +160,22 @@ static __always_inline void tcp_state_change(struct sock *sk, struct pl_owner *o
 	if (!kind)
 		return;
 
+	if (kind == PL_EV_CONNECT) {
+		/* Built on the stack: it may wait in pl_pending_opens. */
+		struct pl_event open = {};
+
+		open.kind = kind;
+		open.ts_ns = now;
+		tcp_fill_state_event(&open, sk, o, cookie, oldstate, newstate, now);
+		open_submit(&open, true);
+		return;
+	}
 	ev = event_reserve(kind);
 	if (!ev)
 		return;
-	event_fill_tuple(ev, sk);
-	ev->cookie = cookie;
-	ev->state = newstate;
-	ev->oldstate = oldstate;
-	event_set_owner(ev, o);
-	if (o)
-		ev->states_seen = o->states_seen;
-	switch (kind) {
-	case PL_EV_CONNECT:
-		if (o && o->syn_ts_ns)
-			ev->latency_ns = now - o->syn_ts_ns;
-		ev->srtt_us = BPF_CORE_READ((struct tcp_sock *)sk, srtt_us) >> 3;
-		break;
-	case PL_EV_CONNECT_FAILED:
-		ev->error = BPF_CORE_READ(sk, sk_err);
-		if (o && o->syn_ts_ns)
-			ev->latency_ns = now - o->syn_ts_ns;
-		tcp_fill_counters(ev, sk);
-		break;
-	case PL_EV_CLOSE:
-		tcp_fill_counters(ev, sk);
-		tcp_fill_close_flags(ev, sk);
-		break;
-	}
+	tcp_fill_state_event(ev, sk, o, cookie, oldstate, newstate, now);
+	if (kind == PL_EV_CLOSE)
+		close_fold_open(ev);
 	event_submit(ev);
 }
 
@@ -169,11 +188,9 @@ static __always_inline void tcp_state_change(struct sock *sk, struct pl_owner *o
  */
 static __always_inline bool tcp_by_sockops(struct sock *sk, __u32 flag)
 {
-	__u32 key = 0;
-	__u32 *control = bpf_map_lookup_elem(&pl_control, &key);
 	struct tcp_sock *tp = (void *)sk;
 
-	if (!control || !(*control & PL_CTL_STATE_BY_SOCKOPS))
+	if (!(control_bits() & PL_CTL_STATE_BY_SOCKOPS))
 		return false;
 	if (!bpf_core_field_exists(tp->bpf_sock_ops_cb_flags))
 		return false;

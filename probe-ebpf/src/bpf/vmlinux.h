@@ -235,6 +235,14 @@ struct bpf_iter__bpf_sk_storage_map {
 	void *value;
 };
 
+/* Context of iter/bpf_map_elem programs: one call per element of the map. */
+struct bpf_iter__bpf_map_elem {
+	struct bpf_iter_meta *meta;
+	struct bpf_map *map;
+	void *key;
+	void *value;
+};
+
 #pragma clang attribute pop
 
 /*

@@ -15,4 +15,7 @@ pub struct PipelineStats {
     pub decode_errors: u64,
     /// Events dropped because the stage after the reader was full.
     pub channel_full: u64,
+    /// Failed attempts to take out the opens the kernel holds back: until one
+    /// succeeds, connections show only once they close.
+    pub held_open_errors: u64,
 }

@@ -508,6 +508,37 @@ impl SocketEvent {
         Self::from_raw(&raw, clock)
     }
 
+    /// Decodes one ring-buffer record into `out`: its event, preceded by the open a
+    /// close carries when the kernel held that open back (`PL_F_OPENED_*`).
+    ///
+    /// # Errors
+    /// [`DecodeError`] for short records or values this build does not know.
+    pub fn decode_into(bytes: &[u8], clock: &BootClock, out: &mut Vec<Self>) -> Result<(), DecodeError> {
+        let raw = RawEvent::from_bytes(bytes).ok_or(DecodeError::Short(bytes.len()))?;
+        let event = Self::from_raw(&raw, clock)?;
+        if let Some(open) = event.held_open(&raw, clock) {
+            out.push(open);
+        }
+        out.push(event);
+        Ok(())
+    }
+
+    /// The connect or accept folded into a close: the socket, owner and tuple of
+    /// the close, at the time of the open.
+    fn held_open(&self, raw: &RawEvent, clock: &BootClock) -> Option<Self> {
+        if !matches!(self.detail, Detail::Close { .. }) {
+            return None;
+        }
+        let detail = if raw.flags & flags::OPENED_ACTIVE != 0 {
+            Detail::Connect { latency: nonzero_duration(raw.latency_ns), srtt_us: raw.srtt_us }
+        } else if raw.flags & flags::OPENED_PASSIVE != 0 {
+            Detail::Accept
+        } else {
+            return None;
+        };
+        Some(Self { time: clock.wall_time(raw.open_ns), boot_ns: raw.open_ns, detail, ..self.clone() })
+    }
+
     /// Decodes a record already copied out of the ring buffer.
     ///
     /// # Errors
@@ -644,6 +675,36 @@ mod tests {
         let raw = RawEvent { kind: 1, family: 1, proto: IPPROTO_TCP, ..RawEvent::default() };
         assert_eq!(SocketEvent::from_raw(&raw, &clock), Err(DecodeError::Family(1)));
         assert_eq!(SocketEvent::decode(&[0; 10], &clock), Err(DecodeError::Short(10)));
+    }
+
+    /// The bytes of `raw`, as the ring buffer holds them.
+    fn bytes_of(raw: &RawEvent) -> Vec<u8> {
+        // SAFETY: RawEvent is plain old data without padding (checked in abi.rs).
+        unsafe { std::slice::from_raw_parts(std::ptr::from_ref(raw).cast::<u8>(), RawEvent::SIZE) }.to_vec()
+    }
+
+    #[test]
+    fn a_close_carrying_its_held_open_decodes_into_the_open_then_the_close() {
+        use TcpState::*;
+        let clock = BootClock::fixed(SystemTime::UNIX_EPOCH, 0);
+        let mut out = Vec::new();
+        let mut raw = close_event(10, 10, &[SynSent, Established], flags::OWNER_KNOWN | flags::OPENED_ACTIVE);
+        (raw.cookie, raw.pid, raw.ts_ns, raw.open_ns, raw.latency_ns) = (77, 42, 9_000, 2_000, 1_500);
+        SocketEvent::decode_into(&bytes_of(&raw), &clock, &mut out).unwrap();
+        let [open, close] = out.as_slice() else { panic!("{out:?}") };
+        assert_eq!(open.detail, Detail::Connect { latency: Some(Duration::from_nanos(1_500)), srtt_us: 0 });
+        assert_eq!((open.boot_ns, open.cookie, open.owner.map(|o| o.pid)), (2_000, 77, Some(42)));
+        assert_eq!((close.detail.name(), close.boot_ns), ("close", 9_000));
+
+        out.clear();
+        raw.flags = flags::OPENED_PASSIVE;
+        SocketEvent::decode_into(&bytes_of(&raw), &clock, &mut out).unwrap();
+        assert_eq!(out.iter().map(|e| e.detail.name()).collect::<Vec<_>>(), ["accept", "close"]);
+
+        out.clear();
+        raw.flags = 0;
+        SocketEvent::decode_into(&bytes_of(&raw), &clock, &mut out).unwrap();
+        assert_eq!(out.len(), 1, "a close without a held open is one event");
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aya::maps::{MapData, RingBuf};
+
+use crate::loader::HeldOpens;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
@@ -39,6 +41,8 @@ pub struct SourceCounters {
     pub decode_errors: AtomicU64,
     /// Decoded events dropped because the next stage's channel was full.
     pub channel_full: AtomicU64,
+    /// Failed attempts to take out the kernel's held opens.
+    pub held_open_errors: AtomicU64,
 }
 
 impl SourceCounters {
@@ -121,11 +125,17 @@ impl EventReceiver {
     }
 }
 
+/// How often the reader takes out the held opens of connections that outlived
+/// the hold.
+pub const HELD_OPENS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Reader of the kernel's event ring buffer.
 pub struct EventSource {
     ring: AsyncFd<RingBuf<MapData>>,
     clock: BootClock,
     counters: Arc<SourceCounters>,
+    /// The kernel's held opens, and how long they are held.
+    held: Option<(HeldOpens, std::time::Duration)>,
 }
 
 impl EventSource {
@@ -138,7 +148,16 @@ impl EventSource {
         // lives; the AsyncFd owns the RingBuf, so the fd outlives the registration.
         let ring =
             unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }.map_err(io::Error::from)?;
-        Ok(Self { ring, clock, counters: Arc::default() })
+        Ok(Self { ring, clock, counters: Arc::default(), held: None })
+    }
+
+    /// Also takes out, every [`HELD_OPENS_INTERVAL`], the opens the kernel holds
+    /// (see [`HeldOpens`]) of connections older than `hold`, and all of them when
+    /// stopping.
+    #[must_use]
+    pub fn with_held_opens(mut self, held: HeldOpens, hold: std::time::Duration) -> Self {
+        self.held = Some((held, hold));
+        self
     }
 
     /// The stage's counters, shared.
@@ -158,16 +177,24 @@ impl EventSource {
         // waits.
         let mut tick = tokio::time::interval(DRAIN_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut held_tick = tokio::time::interval(HELD_OPENS_INTERVAL);
+        held_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
+                        // Connections still open are reported before the last drain.
+                        self.take_held(&tx, u64::MAX);
                         self.drain(&tx);
                         return Ok(());
                     }
                 }
                 _ = tick.tick() => self.drain(&tx),
+                _ = held_tick.tick(), if self.held.is_some() => {
+                    let hold = self.held.as_ref().map_or(0, |(_, hold)| u64::try_from(hold.as_nanos()).unwrap_or(u64::MAX));
+                    self.take_held(&tx, clock::boot_ns_now().saturating_sub(hold));
+                }
                 guard = self.ring.readable_mut() => {
                     let mut guard = guard?;
                     let clock = self.clock;
@@ -176,6 +203,32 @@ impl EventSource {
                     guard.clear_ready();
                 }
             }
+        }
+    }
+
+    /// Takes out the held opens of connections opened at or before `cutoff_ns` and
+    /// forwards them. Their sockets' closes, if any, can only come after: a close
+    /// carries its open only if it deletes the entry first.
+    fn take_held(&mut self, tx: &EventSender, cutoff_ns: u64) {
+        let Some((held, _)) = &self.held else { return };
+        let mut batch = Vec::new();
+        let result = held.take(cutoff_ns, |record| {
+            SourceCounters::bump(&self.counters.received);
+            if let Err(error) = SocketEvent::decode_into(record, &self.clock, &mut batch) {
+                let n = SourceCounters::bump(&self.counters.decode_errors);
+                if n.is_power_of_two() {
+                    warn!(%error, total = n, "undecodable held open");
+                }
+            }
+        });
+        if let Err(error) = result {
+            let n = SourceCounters::bump(&self.counters.held_open_errors);
+            if n.is_power_of_two() {
+                warn!(%error, total = n, "taking out held opens failed; those connections show once they close");
+            }
+        }
+        if !batch.is_empty() {
+            forward(batch, &self.counters, tx);
         }
     }
 
@@ -192,10 +245,9 @@ fn drain_ring(ring: &mut RingBuf<MapData>, clock: &BootClock, counters: &SourceC
     let mut batch = Vec::with_capacity(64);
     while let Some(item) = ring.next() {
         SourceCounters::bump(&counters.received);
-        match SocketEvent::decode(&item, clock) {
-            Ok(event) => {
-                batch.push(event);
-                if batch.len() == BATCH {
+        match SocketEvent::decode_into(&item, clock, &mut batch) {
+            Ok(()) => {
+                if batch.len() >= BATCH {
                     // A busy ring: the next batch will fill too, so it is sized at once
                     // rather than grown (and its events moved) in steps.
                     forward(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)), counters, tx);
