@@ -599,9 +599,12 @@ pub struct HeldOpens {
 
 impl HeldOpens {
     /// Takes out the opens that happened at or before `cutoff_ns` (`CLOCK_BOOTTIME`)
-    /// and hands each record to `each` (a [`RawEvent`]-sized connect or accept).
-    /// An open whose socket closed meanwhile went out with its close: it is
-    /// skipped.
+    /// and hands each record to `each` (a [`RawEvent`]-sized connect or accept),
+    /// as the iterator's output is read: memory stays at one small buffer however
+    /// many there are. An open whose socket closed meanwhile went out with its
+    /// close: it is skipped. (Deleting while the iterator walks the map may make
+    /// it show an entry twice or miss one: the second delete fails, and a missed
+    /// one is taken next time.)
     ///
     /// [`RawEvent`]: packetless_ebpf::abi::RawEvent
     ///
@@ -609,24 +612,20 @@ impl HeldOpens {
     /// When the kernel refuses to run the iterator or to delete an entry.
     pub fn take(&self, cutoff_ns: u64, mut each: impl FnMut(&[u8])) -> io::Result<()> {
         use packetless_ebpf::abi::RawEvent;
-        let mut due = Vec::new();
-        let file = map_iterator(self.prog.as_fd(), self.map.fd().as_fd())?;
+        let map = self.map.fd().as_fd();
+        let mut failed = None;
+        let file = map_iterator(self.prog.as_fd(), map)?;
         read_records(file, RawEvent::SIZE, |records| {
             for record in records.chunks_exact(RawEvent::SIZE) {
-                if RawEvent::from_bytes(record).is_some_and(|ev| ev.ts_ns <= cutoff_ns) {
-                    due.extend_from_slice(record);
+                let Some(ev) = RawEvent::from_bytes(record).filter(|ev| ev.ts_ns <= cutoff_ns) else { continue };
+                match map_delete(map, ev.cookie) {
+                    Ok(()) => each(record),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => failed = Some(e),
                 }
             }
         })?;
-        for record in due.chunks_exact(RawEvent::SIZE) {
-            let Some(ev) = RawEvent::from_bytes(record) else { continue };
-            match map_delete(self.map.fd().as_fd(), ev.cookie) {
-                Ok(()) => each(record),
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 }
 

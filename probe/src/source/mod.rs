@@ -220,6 +220,9 @@ impl EventSource {
                     warn!(%error, total = n, "undecodable held open");
                 }
             }
+            if batch.len() >= BATCH {
+                forward(std::mem::take(&mut batch), &self.counters, tx);
+            }
         });
         if let Err(error) = result {
             let n = SourceCounters::bump(&self.counters.held_open_errors);
