@@ -558,6 +558,8 @@ impl FlowTable {
     fn tcp_half(&mut self, ev: &SocketEvent, role: Role) -> Key {
         if let Some(&fid) = self.tcp_by_cookie.get(&ev.cookie) {
             if let Some(flow) = self.flows.get_mut(fid) {
+                // An open the kernel held back can come after a snapshot of its socket.
+                flow.first_ns = flow.first_ns.min(ev.boot_ns);
                 flow.last_ns = flow.last_ns.max(ev.boot_ns);
                 if let Some(half) = find_half(flow, ev.cookie) {
                     // An accept names the real owner of a socket first seen otherwise.

@@ -456,3 +456,29 @@ fn a_closed_socket_still_held_by_a_descriptor_does_not_open_a_flow_again() {
     );
     assert_eq!(flows(&out).len(), 1, "an established socket older than the probe is");
 }
+
+#[test]
+fn an_open_held_back_by_the_kernel_after_a_snapshot_of_its_socket_dates_the_flow() {
+    let mut t = table();
+    let out = run(
+        &mut t,
+        &[
+            ev(300 * MS, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, snapshot(TcpState::Established)),
+            ev(100 * MS, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect()),
+            ev(
+                2 * S,
+                1,
+                "198.51.100.1:40000",
+                "203.0.113.9:443",
+                100,
+                close(TcpState::FinWait2, Opening::Active, 1, 1),
+            ),
+        ],
+        3 * S,
+    );
+    let f = flows(&out);
+    assert_eq!(f.len(), 1, "one flow: {f:?}");
+    let first = f[0].first_seen.duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert_eq!(first, Duration::from_millis(100), "the connect's time, not the snapshot's");
+    assert_eq!(f[0].connect_latency_us, Some(80.0));
+}
