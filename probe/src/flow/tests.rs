@@ -460,22 +460,13 @@ fn a_closed_socket_still_held_by_a_descriptor_does_not_open_a_flow_again() {
 #[test]
 fn an_open_held_back_by_the_kernel_after_a_snapshot_of_its_socket_dates_the_flow() {
     let mut t = table();
-    let out = run(
-        &mut t,
-        &[
-            ev(300 * MS, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, snapshot(TcpState::Established)),
-            ev(100 * MS, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, connect()),
-            ev(
-                2 * S,
-                1,
-                "198.51.100.1:40000",
-                "203.0.113.9:443",
-                100,
-                close(TcpState::FinWait2, Opening::Active, 1, 1),
-            ),
-        ],
-        3 * S,
-    );
+    let at = |time, detail| ev(time, 1, "198.51.100.1:40000", "203.0.113.9:443", 100, detail);
+    let events = [
+        at(300 * MS, snapshot(TcpState::Established)),
+        at(100 * MS, connect()),
+        at(2 * S, close(TcpState::FinWait2, Opening::Active, 1, 1)),
+    ];
+    let out = run(&mut t, &events, 3 * S);
     let f = flows(&out);
     assert_eq!(f.len(), 1, "one flow: {f:?}");
     let first = f[0].first_seen.duration_since(std::time::UNIX_EPOCH).unwrap();
