@@ -85,10 +85,25 @@ fn instant(boot_ns: u64) -> NonZeroU64 {
 
 /// A socket address in 20 bytes rather than `SocketAddr`'s 32 (records carry no
 /// IPv6 flow label or scope): every flow keeps two per traced end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Endpoint {
     ip: IpAddr,
     port: u16,
+}
+
+/// Hashed as one or two words (the derived hash takes the address byte by byte,
+/// with its length, which showed in the tuple lookup that pairs a connection's
+/// two ends).
+impl std::hash::Hash for Endpoint {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self.ip {
+            IpAddr::V4(ip) => state.write_u64(u64::from(ip.to_bits()) << 16 | u64::from(self.port)),
+            IpAddr::V6(ip) => {
+                state.write_u128(ip.to_bits());
+                state.write_u16(self.port);
+            }
+        }
+    }
 }
 
 impl Endpoint {
