@@ -49,9 +49,12 @@ fn record(i: u64) -> FlowRecord {
         gid: 33,
         cgroup_id: 1,
         netns: 4_026_531_840,
-        exe: Some(format!("/usr/bin/{comm}").into()),
-        cmdline: Some(format!("{comm} --serve").into()),
-        user: Some("www-data".into()),
+        details: Some(Arc::new(packetless_enrich::Details {
+            exe: Some(format!("/usr/bin/{comm}").into()),
+            cmdline: Some(format!("{comm} --serve").into()),
+            user: Some("www-data".into()),
+            ..packetless_enrich::Details::default()
+        })),
         ppid: Some(1),
         ..Process::default()
     };

@@ -327,7 +327,7 @@ impl Flows {
         let enricher = &mut self.enricher;
         let mut fill = |p: &mut Option<crate::flow::Process>| {
             if let Some(p) = p {
-                let details = enricher.details(&p.facts(), now);
+                let details = enricher.details_shared(&p.facts(), now);
                 p.enrich(details);
             }
         };

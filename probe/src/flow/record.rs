@@ -10,7 +10,9 @@ use serde::{Serialize, Serializer};
 use crate::classify::Direction;
 use crate::sink::timefmt::epoch_seconds;
 use crate::source::{Comm, ExeName, Owner, Proto};
-use packetless_enrich::Shared;
+use std::sync::Arc;
+
+use packetless_enrich::{Container, Details};
 
 fn ser_time<S: Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(epoch_seconds(*t))
@@ -22,7 +24,7 @@ fn ser_proto<S: Serializer>(p: &Proto, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// A process at one end of a flow or behind a listening socket.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Process {
     /// Process id (tgid).
     pub pid: u32,
@@ -38,40 +40,62 @@ pub struct Process {
     pub cgroup_id: u64,
     /// Network namespace inode of its socket.
     pub netns: u32,
-    /// Executable: its path from procfs, else the basename the kernel recorded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exe: Option<Shared>,
-    /// Command line (arguments joined by spaces, at most 4096 bytes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cmdline: Option<Shared>,
-    /// User name, from the process's own `/etc/passwd` (the container's, in one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<Shared>,
-    /// Group name, likewise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<Shared>,
     /// Parent process id.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ppid: Option<u32>,
     /// Parent's command name.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_comm: Option<Comm>,
-    /// Parent's executable path.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent_exe: Option<Shared>,
-    /// The container the process runs in.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<std::sync::Arc<packetless_enrich::Container>>,
+    /// What enrichment found (executable path, command line, user and group names,
+    /// parent's executable, container): one answer shared by every record of the
+    /// process, so that a record holds one reference instead of six. Read it
+    /// through the accessors.
+    pub details: Option<Arc<Details>>,
     /// Start time (`CLOCK_BOOTTIME` ns): with the pid, the key of enrichment caches.
-    #[serde(skip)]
     pub start_ns: u64,
     /// Exec counter of the process (see [`Owner::exec_id`]): part of that key.
-    #[serde(skip)]
     pub exec_id: u32,
     /// The executable's basename as the kernel recorded it: `exe` when enrichment
     /// finds no path.
-    #[serde(skip)]
     pub kernel_exe: ExeName,
+}
+
+/// The JSON contract's shape: enrichment's fields in line, absent when unknown.
+impl Serialize for Process {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Process", 15)?;
+        st.serialize_field("pid", &self.pid)?;
+        st.serialize_field("tid", &self.tid)?;
+        st.serialize_field("comm", &self.comm)?;
+        st.serialize_field("uid", &self.uid)?;
+        st.serialize_field("gid", &self.gid)?;
+        st.serialize_field("cgroup_id", &self.cgroup_id)?;
+        st.serialize_field("netns", &self.netns)?;
+        let optional: [(&'static str, Option<&str>); 4] =
+            [("exe", self.exe()), ("cmdline", self.cmdline()), ("user", self.user()), ("group", self.group())];
+        for (name, value) in optional {
+            match value {
+                Some(v) => st.serialize_field(name, v)?,
+                None => st.skip_field(name)?,
+            }
+        }
+        match &self.ppid {
+            Some(ppid) => st.serialize_field("ppid", ppid)?,
+            None => st.skip_field("ppid")?,
+        }
+        match &self.parent_comm {
+            Some(comm) => st.serialize_field("parent_comm", comm)?,
+            None => st.skip_field("parent_comm")?,
+        }
+        match self.parent_exe() {
+            Some(exe) => st.serialize_field("parent_exe", exe)?,
+            None => st.skip_field("parent_exe")?,
+        }
+        match self.container() {
+            Some(container) => st.serialize_field("container", container)?,
+            None => st.skip_field("container")?,
+        }
+        st.end()
+    }
 }
 
 impl Process {
@@ -87,14 +111,9 @@ impl Process {
             gid: owner.gid,
             cgroup_id: owner.cgroup_id,
             netns,
-            exe: None,
-            cmdline: None,
-            user: None,
-            group: None,
             ppid: (owner.ppid != 0).then_some(owner.ppid),
             parent_comm: (!owner.parent_comm.is_empty()).then_some(owner.parent_comm),
-            parent_exe: None,
-            container: None,
+            details: None,
             start_ns: owner.start_ns,
             exec_id: owner.exec_id,
             kernel_exe: owner.exe,
@@ -115,18 +134,47 @@ impl Process {
         }
     }
 
-    /// Takes what enrichment found; kernel-recorded values stay where it found nothing.
-    pub fn enrich(&mut self, details: packetless_enrich::Details) {
-        if details.exe.is_some() {
-            self.exe = details.exe;
-        } else if self.exe.is_none() && !self.kernel_exe.is_empty() {
-            self.exe = Some(Shared::from(self.kernel_exe.as_str()));
-        }
-        self.cmdline = details.cmdline.or(self.cmdline.take());
-        self.user = details.user.or(self.user.take());
-        self.group = details.group.or(self.group.take());
-        self.parent_exe = details.parent_exe.or(self.parent_exe.take());
-        self.container = details.container.or(self.container.take());
+    /// Takes what enrichment found.
+    pub fn enrich(&mut self, details: Arc<Details>) {
+        self.details = Some(details);
+    }
+
+    /// The executable: its path as enrichment found it, else (once enriched) the
+    /// basename the kernel recorded.
+    #[must_use]
+    pub fn exe(&self) -> Option<&str> {
+        let details = self.details.as_deref()?;
+        details.exe.as_deref().or_else(|| (!self.kernel_exe.is_empty()).then(|| self.kernel_exe.as_str()))
+    }
+
+    /// The command line (arguments joined by spaces, at most 4096 bytes).
+    #[must_use]
+    pub fn cmdline(&self) -> Option<&str> {
+        self.details.as_deref()?.cmdline.as_deref()
+    }
+
+    /// The user name, from the process's own `/etc/passwd` (the container's, in one).
+    #[must_use]
+    pub fn user(&self) -> Option<&str> {
+        self.details.as_deref()?.user.as_deref()
+    }
+
+    /// The group name, likewise.
+    #[must_use]
+    pub fn group(&self) -> Option<&str> {
+        self.details.as_deref()?.group.as_deref()
+    }
+
+    /// The parent's executable path.
+    #[must_use]
+    pub fn parent_exe(&self) -> Option<&str> {
+        self.details.as_deref()?.parent_exe.as_deref()
+    }
+
+    /// The container the process runs in.
+    #[must_use]
+    pub fn container(&self) -> Option<&Arc<Container>> {
+        self.details.as_deref()?.container.as_ref()
     }
 }
 
@@ -329,17 +377,42 @@ mod tests {
     }
 
     #[test]
+    fn a_process_serializes_enrichment_in_line_and_leaves_out_what_is_unknown() {
+        let mut p = Process::from_owner(&owner(), 9);
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"pid":7,"tid":7,"comm":"curl","uid":0,"gid":0,"cgroup_id":1,"netns":9,"ppid":1,"parent_comm":"bash"}"#
+        );
+        p.enrich(Arc::new(Details {
+            exe: Some("/usr/bin/curl".into()),
+            cmdline: Some("curl -s x".into()),
+            user: Some("root".into()),
+            group: Some("root".into()),
+            parent_exe: Some("/bin/bash".into()),
+            container: None,
+        }));
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            concat!(
+                r#"{"pid":7,"tid":7,"comm":"curl","uid":0,"gid":0,"cgroup_id":1,"netns":9,"exe":"/usr/bin/curl","#,
+                r#""cmdline":"curl -s x","user":"root","group":"root","ppid":1,"parent_comm":"bash","#,
+                r#""parent_exe":"/bin/bash"}"#
+            )
+        );
+    }
+
+    #[test]
     fn exe_is_the_path_enrichment_found_else_the_kernels_basename() {
         let mut found = Process::from_owner(&owner(), 1);
-        found.enrich(packetless_enrich::Details { exe: Some("/usr/bin/curl".into()), ..Default::default() });
-        assert_eq!(found.exe.as_deref(), Some("/usr/bin/curl"));
+        found.enrich(Arc::new(Details { exe: Some("/usr/bin/curl".into()), ..Default::default() }));
+        assert_eq!(found.exe(), Some("/usr/bin/curl"));
 
         let mut gone = Process::from_owner(&owner(), 1);
-        gone.enrich(packetless_enrich::Details::default());
-        assert_eq!(gone.exe.as_deref(), Some("curl"));
+        gone.enrich(Arc::default());
+        assert_eq!(gone.exe(), Some("curl"));
 
         let mut unknown = Process::from_owner(&Owner { exe: "".into(), ..owner() }, 1);
-        unknown.enrich(packetless_enrich::Details::default());
-        assert_eq!(unknown.exe, None);
+        unknown.enrich(Arc::default());
+        assert_eq!(unknown.exe(), None);
     }
 }

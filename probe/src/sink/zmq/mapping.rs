@@ -247,31 +247,31 @@ impl ProcessKeys {
 /// The name ntopng shows for a process: its executable path when known (as nProbe
 /// Agent does), else its command name.
 fn process_name(p: &Process) -> &str {
-    p.exe.as_deref().filter(|e| e.starts_with('/')).unwrap_or_else(|| &p.comm)
+    p.exe().filter(|e| e.starts_with('/')).unwrap_or_else(|| &p.comm)
 }
 
 fn process_fields(p: &Process, keys: &ProcessKeys, out: &mut impl Fields) {
     out.uint(keys.pid, u64::from(p.pid));
     out.string(keys.name, process_name(p));
     out.uint(keys.uid, u64::from(p.uid));
-    if let Some(user) = &p.user {
+    if let Some(user) = p.user() {
         out.string(keys.user, user);
     }
-    if let Some(cmdline) = &p.cmdline {
+    if let Some(cmdline) = p.cmdline() {
         out.string(keys.cmdline, cmdline);
     }
     if let Some(ppid) = p.ppid {
         out.uint(keys.father_pid, u64::from(ppid));
         // Its comm only when needed: reading one checks its UTF-8.
-        let parent = match (&p.parent_exe, &p.parent_comm) {
-            (Some(exe), _) => Some(&**exe),
+        let parent = match (p.parent_exe(), &p.parent_comm) {
+            (Some(exe), _) => Some(exe),
             (None, comm) => comm.as_deref(),
         };
         if let Some(parent) = parent {
             out.string(keys.father_name, parent);
         }
     }
-    if let Some(container) = &p.container {
+    if let Some(container) = p.container() {
         out.string(keys.container, &container.id);
     }
 }
@@ -283,7 +283,7 @@ fn process_fields(p: &Process, keys: &ProcessKeys, out: &mut impl Fields) {
 pub fn container_objects(flow: &FlowRecord) -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
     for (key, process) in [("SRC_CONTAINER", &flow.src_process), ("DST_CONTAINER", &flow.dst_process)] {
-        let Some(c) = process.as_ref().and_then(|p| p.container.as_ref()) else { continue };
+        let Some(c) = process.as_ref().and_then(Process::container) else { continue };
         let object = if c.pod.is_some() {
             serde_json::json!({
                 "ID": c.id,
@@ -321,6 +321,8 @@ fn epoch_secs(t: std::time::SystemTime) -> u64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use packetless_enrich::Details;
+    use std::sync::Arc;
     use std::time::Duration;
 
     fn record() -> FlowRecord {
@@ -415,7 +417,8 @@ pub(crate) mod tests {
             k8s_container: Some("api".into()),
             pod_uid: None,
         };
-        r.src_process.as_mut().unwrap().container = Some(std::sync::Arc::new(pod));
+        let in_container = |c| Some(Arc::new(Details { container: Some(Arc::new(c)), ..Details::default() }));
+        r.src_process.as_mut().unwrap().details = in_container(pod);
         let plain = packetless_enrich::Container {
             id: "def".into(),
             runtime: "docker",
@@ -426,7 +429,7 @@ pub(crate) mod tests {
             k8s_container: None,
             pod_uid: None,
         };
-        r.dst_process.as_mut().unwrap().container = Some(std::sync::Arc::new(plain));
+        r.dst_process.as_mut().unwrap().details = in_container(plain);
         let objects = container_objects(&r);
         assert_eq!(objects[0].0, "SRC_CONTAINER");
         assert_eq!(objects[0].1["K8S"]["NS"], "prod");
@@ -450,10 +453,9 @@ pub(crate) mod tests {
         assert_eq!(get(&fields, f::CLIENT_TCP_FLAGS), Some(&Value::Uint(TH_SYN | TH_ACK)));
     }
 
-    /// Three flows that between them take most branches of the mapping: IPv4 with
-    /// both processes enriched, an IPv6 failed connect, and a UDP flow between an
-    /// IPv4-mapped and an IPv6 address.
-    pub(crate) fn golden_records() -> Vec<FlowRecord> {
+    /// The golden records' processes: an enriched client in a container, and a
+    /// server known by its kernel basename only.
+    fn golden_processes() -> (Process, Process) {
         let container = packetless_enrich::Container {
             id: "4f1c2d3e5a6b".into(),
             runtime: "docker",
@@ -470,13 +472,16 @@ pub(crate) mod tests {
             comm: "curl".into(),
             uid: 1000,
             gid: 1000,
-            exe: Some("/usr/bin/curl".into()),
-            cmdline: Some("curl -s https://example.org/".into()),
-            user: Some("alice".into()),
             ppid: Some(4000),
             parent_comm: Some("bash".into()),
-            parent_exe: Some("/usr/bin/bash".into()),
-            container: Some(std::sync::Arc::new(container)),
+            details: Some(Arc::new(Details {
+                exe: Some("/usr/bin/curl".into()),
+                cmdline: Some("curl -s https://example.org/".into()),
+                user: Some("alice".into()),
+                parent_exe: Some("/usr/bin/bash".into()),
+                container: Some(Arc::new(container)),
+                ..Details::default()
+            })),
             ..Process::default()
         };
         // A kernel basename, not a path: the name falls back to comm.
@@ -486,11 +491,19 @@ pub(crate) mod tests {
             comm: "nginx".into(),
             uid: 33,
             gid: 33,
-            exe: Some("nginx".into()),
+            details: Some(Arc::new(Details { exe: Some("nginx".into()), ..Details::default() })),
             ppid: Some(1),
             parent_comm: Some("systemd".into()),
             ..Process::default()
         };
+        (client, server)
+    }
+
+    /// Three flows that between them take most branches of the mapping: IPv4 with
+    /// both processes enriched, an IPv6 failed connect, and a UDP flow between an
+    /// IPv4-mapped and an IPv6 address.
+    pub(crate) fn golden_records() -> Vec<FlowRecord> {
+        let (client, server) = golden_processes();
         let v4 = FlowRecord {
             ip_version: 4,
             src_ip: "192.0.2.10".parse().unwrap(),
@@ -545,7 +558,10 @@ pub(crate) mod tests {
             dst_port: 53,
             direction: Direction::Local,
             end_reason: Some(EndReason::Timeout),
-            src_process: Some(Process { container: None, ..client }),
+            src_process: Some(Process {
+                details: client.details.as_deref().map(|d| Arc::new(Details { container: None, ..d.clone() })),
+                ..client
+            }),
             dst_process: None,
             ..record()
         };
