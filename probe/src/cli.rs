@@ -157,7 +157,9 @@ pub struct RunArgs {
     pub udp_idle_timeout: String,
 
     /// How long a new flow waits for the other end of an intra-host connection before
-    /// its first record (both ends then share one record).
+    /// its first record (both ends then share one record). The kernel holds each
+    /// connection's open back for half of it, so that a shorter connection costs
+    /// one event per socket.
     #[arg(long, default_value = "500ms", value_name = "DURATION")]
     pub pair_window: String,
 
