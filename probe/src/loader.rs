@@ -218,8 +218,8 @@ struct HookSpec {
     /// What is lost without it, for the warning.
     provides: &'static str,
     /// Bit of the control map (`maps::CONTROL`) raised before attaching, so that the
-    /// programs it relieves step aside from the first event on; lowered again if
-    /// attaching fails.
+    /// programs it relieves step aside from the first event on, and lowered again if
+    /// attaching fails; for an iterator, raised once it has loaded.
     control: u32,
 }
 
@@ -585,7 +585,11 @@ impl Loaded {
         let Some(Map::HashMap(map)) = self.ebpf.take_map(maps::PENDING_OPENS) else {
             return Err(LoadError::MissingMap(maps::PENDING_OPENS));
         };
-        Ok(Some(HeldOpens { prog, map }))
+        // Nothing writes the control map after loading but the held opens' stop.
+        let Some(Map::Array(control)) = self.ebpf.take_map(maps::CONTROL) else {
+            return Err(LoadError::MissingMap(maps::CONTROL));
+        };
+        Ok(Some(HeldOpens { prog, map, control, bits: self.control }))
     }
 }
 
@@ -595,9 +599,22 @@ impl Loaded {
 pub struct HeldOpens {
     prog: aya::programs::ProgramFd,
     map: MapData,
+    /// The control map, and the bits raised in it.
+    control: MapData,
+    bits: u32,
 }
 
 impl HeldOpens {
+    /// Makes the kernel send opens at once from now on (before the last take at
+    /// exit, so that no open made meanwhile is left held).
+    ///
+    /// # Errors
+    /// When the kernel refuses the map update.
+    pub fn stop_holding(&self) -> io::Result<()> {
+        let bits = self.bits & !maps::CONTROL_HOLD_OPENS;
+        map_elem(aya_obj::generated::bpf_cmd::BPF_MAP_UPDATE_ELEM, self.control.fd().as_fd(), &0u32, Some(&bits))
+    }
+
     /// Takes out the opens that happened at or before `cutoff_ns` (`CLOCK_BOOTTIME`)
     /// and hands each record to `each` (a [`RawEvent`]-sized connect or accept),
     /// as the iterator's output is read: memory stays at one small buffer however
@@ -618,7 +635,7 @@ impl HeldOpens {
         read_records(file, RawEvent::SIZE, |records| {
             for record in records.chunks_exact(RawEvent::SIZE) {
                 let Some(ev) = RawEvent::from_bytes(record).filter(|ev| ev.ts_ns <= cutoff_ns) else { continue };
-                match map_delete(map, ev.cookie) {
+                match map_elem::<u64, ()>(aya_obj::generated::bpf_cmd::BPF_MAP_DELETE_ELEM, map, &ev.cookie, None) {
                     Ok(()) => each(record),
                     Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                     Err(e) => failed = Some(e),
@@ -629,8 +646,10 @@ impl HeldOpens {
     }
 }
 
-/// Deletes `key` from the map behind `map` (`BPF_MAP_DELETE_ELEM`).
-fn map_delete(map: BorrowedFd<'_>, key: u64) -> io::Result<()> {
+/// A map element command (`BPF_MAP_DELETE_ELEM`, or `BPF_MAP_UPDATE_ELEM` with
+/// `value`, flags `BPF_ANY`) on the map behind `map`. `K` and `V` must be the map's
+/// key and value types.
+fn map_elem<K, V>(cmd: aya_obj::generated::bpf_cmd, map: BorrowedFd<'_>, key: &K, value: Option<&V>) -> io::Result<()> {
     /// `union bpf_attr` for the map element commands.
     #[repr(C)]
     struct MapElem {
@@ -640,9 +659,17 @@ fn map_delete(map: BorrowedFd<'_>, key: u64) -> io::Result<()> {
         value: u64,
         flags: u64,
     }
-    let attr = MapElem { map_fd: raw_fd(map)?, pad: 0, key: std::ptr::from_ref(&key) as u64, value: 0, flags: 0 };
-    // SAFETY: the attribute and the key it points at outlive the call.
-    unsafe { bpf(aya_obj::generated::bpf_cmd::BPF_MAP_DELETE_ELEM, &attr) }.map(drop)
+    let attr = MapElem {
+        map_fd: raw_fd(map)?,
+        pad: 0,
+        key: std::ptr::from_ref(key) as u64,
+        value: value.map_or(0, |v| std::ptr::from_ref(v) as u64),
+        flags: 0,
+    };
+    // SAFETY: the attribute and the key and value it points at outlive the call; the
+    // caller passes the map's own key and value types, so the kernel reads no more
+    // than they hold.
+    unsafe { bpf(cmd, &attr) }.map(drop)
 }
 
 /// Reader of the per-CPU loss counters the programs increment, and of the runs
@@ -902,12 +929,20 @@ fn load_rung(config: &LoaderConfig, rung: TcpHooks, btf: &Btf, cgroup: &File) ->
         if skipped {
             continue;
         }
-        if spec.control != 0 {
+        // A hook's bit goes up before it runs, so that the programs it relieves step
+        // aside from its first event on. An iterator runs only when read: its bit goes
+        // up once it has loaded (the held opens' bit must never be up without it).
+        let early = !matches!(spec.hook, Hook::Iter(_));
+        if spec.control != 0 && early {
             write_control(&mut ebpf, control | spec.control)?;
         }
         let result = attach_one(&mut ebpf, spec, btf, cgroup);
-        if result.is_err() && spec.control != 0 {
-            write_control(&mut ebpf, control)?;
+        if spec.control != 0 {
+            match (early, result.is_ok()) {
+                (true, false) => write_control(&mut ebpf, control)?,
+                (false, true) => write_control(&mut ebpf, control | spec.control)?,
+                _ => {}
+            }
         }
         match result {
             Ok(()) => {

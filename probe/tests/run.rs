@@ -297,3 +297,22 @@ fn wait_for_a_retransmission(port: u16) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_connection_whose_open_the_kernel_still_holds_at_sigterm_is_reported() {
+    if !kernel_tests_enabled("run: held open at SIGTERM") {
+        return;
+    }
+    // Opens are held for half the pairing window: 30 s here, far longer than the test.
+    let mut probe = ProbeProcess::start(EXE, &["run", "--pair-window", "60s"]);
+    let server = Peer::spawn(None, &["tcp-sink", "127.0.0.1:0"]);
+    let holder = Peer::spawn(None, &["tcp-hold", &format!("127.0.0.1:{}", server.port)]);
+    let (port, hpid) = (server.port, holder.pid);
+    assert_eq!(probe.terminate(), Some(0));
+    let flows = flows_where(&probe, |v| v["dst_port"] == port);
+    assert_eq!(flows.len(), 1, "one final record of the connection: {flows:?}");
+    assert_eq!(flows[0]["state"], "update");
+    assert_eq!(pid_of(&flows[0]["src_process"]), Some(u64::from(hpid)));
+    holder.finish();
+    server.finish();
+}

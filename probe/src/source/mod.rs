@@ -184,7 +184,13 @@ impl EventSource {
                 biased;
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
-                        // Connections still open are reported before the last drain.
+                        // Connections still open are reported before the last drain;
+                        // opens made from now on go out at once.
+                        if let Some((held, _)) = &self.held {
+                            if let Err(error) = held.stop_holding() {
+                                warn!(%error, "could not stop holding opens; those made during the stop are not reported");
+                            }
+                        }
                         self.take_held(&tx, u64::MAX);
                         self.drain(&tx);
                         return Ok(());
