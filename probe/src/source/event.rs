@@ -159,10 +159,15 @@ impl<const N: usize> ShortStr<N> {
         }
     }
 
-    /// The string.
+    /// The string. Read for every record (comparisons, output): not validated again.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+        let bytes = &self.bytes[..usize::from(self.len)];
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: the fields are private and only the constructors above write them:
+        // `new` copies whole characters of a `str`, `from_c` ASCII or a `str`'s
+        // characters through `new`, `default` nothing. So `bytes` is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
 
@@ -743,6 +748,10 @@ mod tests {
         assert_eq!(Comm::new("a-very-long-command-name").as_str(), "a-very-long-comm");
         assert_eq!(ShortStr::<3>::new("é€").as_str(), "é", "never half a character");
         assert_eq!(Comm::default().as_str(), "");
+        // What the kernel hands over is not always UTF-8, nor cut between characters.
+        assert_eq!(Comm::from_c(b"a\xffb\0").as_str(), "a\u{fffd}b");
+        assert_eq!(Comm::from_c("0123456789abcdeé".as_bytes()).as_str(), "0123456789abcde", "cut mid-character");
+        assert_eq!(ExeName::from_c(&[0xe2, 0x82]).as_str(), "\u{fffd}", "a truncated character");
     }
 
     #[test]
