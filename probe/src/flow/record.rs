@@ -62,6 +62,16 @@ pub struct Process {
 impl Serialize for Process {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
+        fn optional<S: SerializeStruct, T: Serialize + ?Sized>(
+            st: &mut S,
+            name: &'static str,
+            value: Option<&T>,
+        ) -> Result<(), S::Error> {
+            match value {
+                Some(v) => st.serialize_field(name, v),
+                None => st.skip_field(name),
+            }
+        }
         let mut st = s.serialize_struct("Process", 15)?;
         st.serialize_field("pid", &self.pid)?;
         st.serialize_field("tid", &self.tid)?;
@@ -70,30 +80,14 @@ impl Serialize for Process {
         st.serialize_field("gid", &self.gid)?;
         st.serialize_field("cgroup_id", &self.cgroup_id)?;
         st.serialize_field("netns", &self.netns)?;
-        let optional: [(&'static str, Option<&str>); 4] =
-            [("exe", self.exe()), ("cmdline", self.cmdline()), ("user", self.user()), ("group", self.group())];
-        for (name, value) in optional {
-            match value {
-                Some(v) => st.serialize_field(name, v)?,
-                None => st.skip_field(name)?,
-            }
-        }
-        match &self.ppid {
-            Some(ppid) => st.serialize_field("ppid", ppid)?,
-            None => st.skip_field("ppid")?,
-        }
-        match &self.parent_comm {
-            Some(comm) => st.serialize_field("parent_comm", comm)?,
-            None => st.skip_field("parent_comm")?,
-        }
-        match self.parent_exe() {
-            Some(exe) => st.serialize_field("parent_exe", exe)?,
-            None => st.skip_field("parent_exe")?,
-        }
-        match self.container() {
-            Some(container) => st.serialize_field("container", container)?,
-            None => st.skip_field("container")?,
-        }
+        optional(&mut st, "exe", self.exe())?;
+        optional(&mut st, "cmdline", self.cmdline())?;
+        optional(&mut st, "user", self.user())?;
+        optional(&mut st, "group", self.group())?;
+        optional(&mut st, "ppid", self.ppid.as_ref())?;
+        optional(&mut st, "parent_comm", self.parent_comm.as_ref())?;
+        optional(&mut st, "parent_exe", self.parent_exe())?;
+        optional(&mut st, "container", self.container())?;
         st.end()
     }
 }

@@ -218,18 +218,7 @@ impl EventSource {
     fn take_held(&mut self, tx: &EventSender, cutoff_ns: u64) {
         let Some((held, _)) = &self.held else { return };
         let mut batch = Vec::new();
-        let result = held.take(cutoff_ns, |record| {
-            SourceCounters::bump(&self.counters.received);
-            if let Err(error) = SocketEvent::decode_into(record, &self.clock, &mut batch) {
-                let n = SourceCounters::bump(&self.counters.decode_errors);
-                if n.is_power_of_two() {
-                    warn!(%error, total = n, "undecodable held open");
-                }
-            }
-            if batch.len() >= BATCH {
-                forward(std::mem::take(&mut batch), &self.counters, tx);
-            }
-        });
+        let result = held.take(cutoff_ns, |record| take_record(record, &self.clock, &self.counters, &mut batch, tx));
         if let Err(error) = result {
             let n = SourceCounters::bump(&self.counters.held_open_errors);
             if n.is_power_of_two() {
@@ -253,25 +242,33 @@ fn drain_ring(ring: &mut RingBuf<MapData>, clock: &BootClock, counters: &SourceC
     // Batches start small: a quiet ring costs no large allocation per drain.
     let mut batch = Vec::with_capacity(64);
     while let Some(item) = ring.next() {
-        SourceCounters::bump(&counters.received);
-        match SocketEvent::decode_into(&item, clock, &mut batch) {
-            Ok(()) => {
-                if batch.len() >= BATCH {
-                    // A busy ring: the next batch will fill too, so it is sized at once
-                    // rather than grown (and its events moved) in steps.
-                    forward(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)), counters, tx);
-                }
-            }
-            Err(error) => {
-                let n = SourceCounters::bump(&counters.decode_errors);
-                if n.is_power_of_two() {
-                    warn!(%error, total = n, "undecodable kernel record");
-                }
-            }
-        }
+        take_record(&item, clock, counters, &mut batch, tx);
     }
     if !batch.is_empty() {
         forward(batch, counters, tx);
+    }
+}
+
+/// One kernel record (from the ring or the held opens), counted and decoded into
+/// `batch`, which is forwarded once full.
+fn take_record(
+    record: &[u8],
+    clock: &BootClock,
+    counters: &SourceCounters,
+    batch: &mut Vec<SocketEvent>,
+    tx: &EventSender,
+) {
+    SourceCounters::bump(&counters.received);
+    if let Err(error) = SocketEvent::decode_into(record, clock, batch) {
+        let n = SourceCounters::bump(&counters.decode_errors);
+        if n.is_power_of_two() {
+            warn!(%error, total = n, "undecodable kernel record");
+        }
+    }
+    if batch.len() >= BATCH {
+        // A busy source: the next batch will fill too, so it is sized at once rather
+        // than grown (and its events moved) in steps.
+        forward(std::mem::replace(batch, Vec::with_capacity(BATCH)), counters, tx);
     }
 }
 
