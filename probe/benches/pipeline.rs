@@ -131,8 +131,10 @@ fn event(kind: Detail, cookie: u64, local: &str, remote: &str, at: u64) -> Socke
 }
 
 fn flow_table(c: &mut Criterion) {
-    // Per connection: connect, accept, and both closes (loopback, both ends traced).
-    let mut events = Vec::new();
+    // Per connection: connect, accept, and both closes (loopback, both ends traced),
+    // in the order of a probe without held opens, and in the order the kernel sends
+    // them when it holds opens back: each open right before its close.
+    let (mut apart, mut folded) = (Vec::new(), Vec::new());
     for i in 0..N {
         let port = 10_000 + u16::try_from(i % 50_000).unwrap();
         let client = format!("127.0.0.1:{port}");
@@ -140,30 +142,27 @@ fn flow_table(c: &mut Criterion) {
         let counters =
             TcpCounters { bytes_sent: 10, bytes_received: 20, segs_in: 3, segs_out: 4, retransmits: 0, srtt_us: 20 };
         let close = |opening| Detail::Close { from: Some(TcpState::FinWait2), opening: Some(opening), counters };
-        events.push(event(
-            Detail::Connect { latency: Some(Duration::from_micros(30)), srtt_us: 20 },
-            2 * i + 1,
-            &client,
-            "127.0.0.1:80",
-            at,
-        ));
-        events.push(event(Detail::Accept, 2 * i + 2, "127.0.0.1:80", &client, at + 10));
-        events.push(event(close(Opening::Passive), 2 * i + 2, "127.0.0.1:80", &client, at + 20));
-        events.push(event(close(Opening::Active), 2 * i + 1, &client, "127.0.0.1:80", at + 30));
+        let latency = Some(Duration::from_micros(30));
+        let connect = event(Detail::Connect { latency, srtt_us: 20 }, 2 * i + 1, &client, "127.0.0.1:80", at);
+        let accept = event(Detail::Accept, 2 * i + 2, "127.0.0.1:80", &client, at + 10);
+        let server_close = event(close(Opening::Passive), 2 * i + 2, "127.0.0.1:80", &client, at + 20);
+        let client_close = event(close(Opening::Active), 2 * i + 1, &client, "127.0.0.1:80", at + 30);
+        folded.extend([connect.clone(), client_close.clone(), accept.clone(), server_close.clone()]);
+        apart.extend([connect, accept, server_close, client_close]);
     }
     let mut group = c.benchmark_group("flow_table");
-    group.throughput(Throughput::Elements(events.len() as u64));
-    group.bench_function("loopback_connections", |b| {
-        b.iter(|| {
-            let mut table = FlowTable::new(FlowConfig::default(), BootClock::fixed(SystemTime::UNIX_EPOCH, 0), "");
-            let mut out = Vec::new();
-            for ev in &events {
-                table.on_event(ev, &mut out);
-            }
-            table.tick(N * 1000 + 1_000_000_000, &mut out);
-            black_box(out.len())
+    group.throughput(Throughput::Elements(apart.len() as u64));
+    for (name, events) in [("loopback_connections", &apart), ("loopback_connections_held_opens", &folded)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut table = FlowTable::new(FlowConfig::default(), BootClock::fixed(SystemTime::UNIX_EPOCH, 0), "");
+                let mut out = Vec::new();
+                table.on_events(events, &mut out, |_| ());
+                table.tick(N * 1000 + 1_000_000_000, &mut out);
+                black_box(out.len())
+            });
         });
-    });
+    }
     group.finish();
 }
 

@@ -84,7 +84,7 @@ fn instant(boot_ns: u64) -> NonZeroU64 {
 }
 
 /// A socket address in 20 bytes rather than `SocketAddr`'s 32 (records carry no
-/// IPv6 flow label or scope): every flow keeps two per traced end.
+/// IPv6 flow label or scope): every flow keeps two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Endpoint {
     ip: IpAddr,
@@ -121,13 +121,12 @@ impl Endpoint {
     }
 }
 
-/// One traced end of a flow (a socket on this host).
+/// One traced end of a flow (a socket on this host). Its addresses are the flow's:
+/// both ends of a connection see the same two, mirrored.
 #[derive(Clone, Debug)]
 struct Half {
     cookie: u64,
     netns: u32,
-    local: Endpoint,
-    remote: Endpoint,
     /// Shared with the other flows of the same thread.
     owner: Option<Rc<Owner>>,
     sent_bytes: u64,
@@ -145,6 +144,8 @@ struct Half {
     liveness: Liveness,
     /// Listed by the live-socket check under way.
     listed: bool,
+    /// In the cookie index (a TCP socket whose later events must find its flow).
+    indexed: bool,
 }
 
 /// What the live-socket checks ([`FlowTable::tcp_check_done`]) found of a TCP socket.
@@ -164,8 +165,6 @@ impl Half {
         Self {
             cookie: ev.cookie,
             netns: ev.netns,
-            local: Endpoint::of(ev.local),
-            remote: Endpoint::of(ev.remote),
             owner,
             sent_bytes: 0,
             recv_bytes: 0,
@@ -177,6 +176,7 @@ impl Half {
             closed_from: None,
             liveness: Liveness::Listed,
             listed: false,
+            indexed: false,
         }
     }
 
@@ -209,6 +209,10 @@ enum Role {
 struct Flow {
     id: FlowId,
     proto: Proto,
+    /// The client's address and the server's, as the client sees them when it is
+    /// traced (as the server sees them otherwise).
+    src: Endpoint,
+    dst: Endpoint,
     client: Option<Half>,
     server: Option<Half>,
     first_ns: u64,
@@ -252,11 +256,16 @@ impl Flow {
 
     /// (client, server) addresses, as the client sees them when it is traced.
     fn client_server(&self) -> (Endpoint, Endpoint) {
-        match (&self.client, &self.server) {
-            (Some(c), _) => (c.local, c.remote),
-            (None, Some(s)) => (s.remote, s.local),
-            (None, None) => unreachable!("a flow always has a traced end"),
-        }
+        (self.src, self.dst)
+    }
+
+    /// Takes the addresses as `ev`'s socket, end `role` of the flow, sees them.
+    fn set_endpoints(&mut self, ev: &SocketEvent, role: Role) {
+        let (local, remote) = (Endpoint::of(ev.local), Endpoint::of(ev.remote));
+        (self.src, self.dst) = match role {
+            Role::Client => (local, remote),
+            Role::Server => (remote, local),
+        };
     }
 
     /// The key that pairs the traced ends.
@@ -422,6 +431,60 @@ impl FlowTable {
         seen.1 = seen.1.max(now_ns);
     }
 
+    /// Folds a batch of socket events into the table, calling `seen` with each
+    /// first. A connection's open directly followed by its close (the kernel held
+    /// the open back and sent both at once) is folded in one step.
+    pub fn on_events<'e>(
+        &mut self,
+        events: &'e [SocketEvent],
+        out: &mut Vec<Record>,
+        mut seen: impl FnMut(&'e SocketEvent),
+    ) {
+        let mut rest = events;
+        while let Some((ev, tail)) = rest.split_first() {
+            seen(ev);
+            rest = tail;
+            if let Some(close) = tail.first().filter(|close| opened_then_closed(ev, close)) {
+                seen(close);
+                rest = &tail[1..];
+                self.on_open_close(ev, close, out);
+            } else {
+                self.on_event(ev, out);
+            }
+        }
+    }
+
+    /// [`FlowTable::on_event`] for an open and then its close, without entering the
+    /// socket in the cookie index, which only events after the close would need:
+    /// none come for a closed TCP socket.
+    fn on_open_close(&mut self, open: &SocketEvent, close: &SocketEvent, out: &mut Vec<Record>) {
+        let Detail::Close { from, opening, counters } = &close.detail else { unreachable!("checked by the caller") };
+        let unusual = *from == Some(TcpState::Listen)
+            || (!self.gone.is_empty() && self.gone.contains_key(&open.cookie))
+            || self.tcp_by_cookie.contains_key(&open.cookie)
+            || self.listens.contains_key(&open.cookie);
+        if unusual {
+            self.on_event(open, out);
+            self.on_event(close, out);
+            return;
+        }
+        self.see_local_ip(open.local.ip(), open.boot_ns);
+        let role = if matches!(open.detail, Detail::Accept) { Role::Server } else { Role::Client };
+        let fid = self.tcp_half(open, role, false);
+        let Some(flow) = self.flows.get_mut(fid) else { return };
+        if let Detail::Connect { latency, .. } = open.detail {
+            flow.connect_latency_ns = latency_ns(latency);
+        }
+        flow.last_ns = flow.last_ns.max(close.boot_ns);
+        let Some(half) = flow.slot(role).as_mut() else { return };
+        half.set_tcp_counters(counters, opening.is_none() && role == Role::Client);
+        half.closed_ns = Some(instant(close.boot_ns));
+        half.closed_from = *from;
+        if half.owner.is_none() {
+            half.owner = self.owners.intern(close.owner.as_ref());
+        }
+    }
+
     /// Folds one socket event into the table; listen records are emitted at once.
     pub fn on_event(&mut self, ev: &SocketEvent, out: &mut Vec<Record>) {
         if !self.gone.is_empty()
@@ -436,18 +499,17 @@ impl FlowTable {
             Detail::Listen => self.on_listen(ev, out),
             Detail::Connect { latency, .. } => {
                 self.see_local_ip(ev.local.ip(), ev.boot_ns);
-                let fid = self.tcp_half(ev, Role::Client);
+                let fid = self.tcp_half(ev, Role::Client, true);
                 if let Some(flow) = self.flows.get_mut(fid) {
-                    flow.connect_latency_ns =
-                        latency.and_then(|d| NonZeroU64::new(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)));
+                    flow.connect_latency_ns = latency_ns(*latency);
                 }
             }
             Detail::Accept => {
                 self.see_local_ip(ev.local.ip(), ev.boot_ns);
-                self.tcp_half(ev, Role::Server);
+                self.tcp_half(ev, Role::Server, true);
             }
             Detail::ConnectFailed { error, .. } => {
-                let fid = self.tcp_half(ev, Role::Client);
+                let fid = self.tcp_half(ev, Role::Client, true);
                 if let Some(flow) = self.flows.get_mut(fid) {
                     flow.end = Some(EndReason::FailedConnect);
                     flow.connect_error = Some(*error);
@@ -461,7 +523,7 @@ impl FlowTable {
                     self.on_unlisten(ev, out);
                     return;
                 }
-                let fid = self.tcp_half(ev, self.role_of(ev, *opening));
+                let fid = self.tcp_half(ev, self.role_of(ev, *opening), true);
                 if let Some((half, role)) = self.flows.get_mut(fid).and_then(|f| find_half_role(f, ev.cookie)) {
                     half.set_tcp_counters(counters, opening.is_none() && role == Role::Client);
                     half.closed_ns = Some(instant(ev.boot_ns));
@@ -513,7 +575,7 @@ impl FlowTable {
             return;
         }
         self.see_local_ip(ev.local.ip(), ev.boot_ns);
-        let fid = self.tcp_half(ev, self.role_of(ev, opening));
+        let fid = self.tcp_half(ev, self.role_of(ev, opening), true);
         let Some(flow) = self.flows.get_mut(fid) else { return };
         let Some((half, role)) = find_half_role(flow, ev.cookie) else { return };
         if half.closed_ns.is_some() {
@@ -569,9 +631,10 @@ impl FlowTable {
     }
 
     /// The flow of a TCP socket, created (and paired with its other end when that
-    /// is traced and waiting) if new. Returns the flow's key.
-    fn tcp_half(&mut self, ev: &SocketEvent, role: Role) -> Key {
-        if let Some(&fid) = self.tcp_by_cookie.get(&ev.cookie) {
+    /// is traced and waiting) if new, and entered in the cookie index when `index`.
+    /// Returns the flow's key.
+    fn tcp_half(&mut self, ev: &SocketEvent, role: Role, index: bool) -> Key {
+        if let Some(&fid) = self.tcp_by_cookie.get(&ev.cookie).filter(|_| index) {
             if let Some(flow) = self.flows.get_mut(fid) {
                 // An open the kernel held back can come after a snapshot of its socket.
                 flow.first_ns = flow.first_ns.min(ev.boot_ns);
@@ -608,6 +671,10 @@ impl FlowTable {
             flow.waiting = false;
             flow.first_ns = flow.first_ns.min(ev.boot_ns);
             flow.last_ns = flow.last_ns.max(ev.boot_ns);
+            if role == Role::Client {
+                // Same addresses, mirrored; but an IPv6 socket's IPv4-mapped form is its own.
+                flow.set_endpoints(ev, role);
+            }
             *flow.slot(role) = Some(Half::new(ev, owner));
             fid
         } else {
@@ -620,7 +687,12 @@ impl FlowTable {
             }
             fid
         };
-        self.tcp_by_cookie.insert(ev.cookie, fid);
+        if index {
+            self.tcp_by_cookie.insert(ev.cookie, fid);
+            if let Some(half) = self.flows.get_mut(fid).and_then(|f| f.slot(role).as_mut()) {
+                half.indexed = true;
+            }
+        }
         fid
     }
 
@@ -631,6 +703,8 @@ impl FlowTable {
         let mut flow = Flow {
             id: id::seeded_flow_id(self.id_seed, ev.netns, ev.cookie, peer),
             proto,
+            src: Endpoint::of(ev.local),
+            dst: Endpoint::of(ev.remote),
             client: None,
             server: None,
             first_ns: ev.boot_ns,
@@ -643,6 +717,7 @@ impl FlowTable {
             end: None,
             waiting: false,
         };
+        flow.set_endpoints(ev, role);
         *flow.slot(role) = Some(Half::new(ev, self.owners.intern(ev.owner.as_ref())));
         let fid = self.flows.insert(flow);
         self.created.push_back(fid);
@@ -676,11 +751,13 @@ impl FlowTable {
         let Some(flow) = self.flows.get(fid) else { return false };
         for half in flow.halves() {
             match flow.proto {
-                Proto::Tcp => {
+                Proto::Tcp if half.indexed => {
                     self.tcp_by_cookie.remove(&half.cookie);
                 }
+                Proto::Tcp => {}
                 Proto::Udp => {
-                    let peer = canonical(half.remote.addr());
+                    // A UDP flow has one traced end: its peer is the other address.
+                    let peer = canonical(if flow.client.is_some() { flow.dst } else { flow.src }.addr());
                     self.udp_by_peer.remove(&(half.cookie, peer));
                     if let Some(peers) = self.udp_peers_of.get_mut(&half.cookie) {
                         peers.retain(|p| *p != peer);
@@ -894,11 +971,13 @@ impl FlowTable {
     fn emit(&mut self, fid: Key, state: FlowState, now_ns: u64, out: &mut Vec<Record>) {
         let Some(flow) = self.flows.get_mut(fid) else { return };
         let direction = *flow.direction.get_or_insert_with(|| {
-            let end = |h: &Half, server| End { netns: h.netns, local: h.local.addr(), remote: h.remote.addr(), server };
+            let (src, dst) = (flow.src.addr(), flow.dst.addr());
+            let client = |h: &Half| End { netns: h.netns, local: src, remote: dst, server: Some(false) };
+            let server = |h: &Half| End { netns: h.netns, local: dst, remote: src, server: Some(true) };
             match (&flow.client, &flow.server) {
-                (Some(c), Some(s)) => classify(&self.host, flow.proto, &[end(c, Some(false)), end(s, Some(true))]),
-                (Some(c), None) => classify(&self.host, flow.proto, &[end(c, Some(false))]),
-                (None, Some(s)) => classify(&self.host, flow.proto, &[end(s, Some(true))]),
+                (Some(c), Some(s)) => classify(&self.host, flow.proto, &[client(c), server(s)]),
+                (Some(c), None) => classify(&self.host, flow.proto, &[client(c)]),
+                (None, Some(s)) => classify(&self.host, flow.proto, &[server(s)]),
                 (None, None) => classify(&self.host, flow.proto, &[]),
             }
         });
@@ -936,6 +1015,21 @@ fn shrink_map<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
     if oversized(map.capacity(), map.len()) {
         map.shrink_to_fit();
     }
+}
+
+/// Whether `close` is the close of the connection `open` opened (the kernel sends
+/// an open it held back together with its close).
+fn opened_then_closed(open: &SocketEvent, close: &SocketEvent) -> bool {
+    matches!(open.detail, Detail::Connect { .. } | Detail::Accept)
+        && matches!(close.detail, Detail::Close { .. })
+        && open.cookie == close.cookie
+        && open.proto == Proto::Tcp
+        && close.proto == Proto::Tcp
+}
+
+/// A connect's `SYN_SENT` to ESTABLISHED time in nanoseconds, when measured.
+fn latency_ns(latency: Option<Duration>) -> Option<NonZeroU64> {
+    latency.and_then(|d| NonZeroU64::new(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
 }
 
 fn find_half(flow: &mut Flow, cookie: u64) -> Option<&mut Half> {

@@ -473,3 +473,87 @@ fn an_open_held_back_by_the_kernel_after_a_snapshot_of_its_socket_dates_the_flow
     assert_eq!(first, Duration::from_millis(100), "the connect's time, not the snapshot's");
     assert_eq!(f[0].connect_latency_us, Some(80.0));
 }
+
+/// Each scenario's records, folded one event at a time and as a batch.
+fn both_ways(events: &[SocketEvent], until: u64) -> (Vec<Record>, Vec<Record>, FlowTable) {
+    let one_by_one = run(&mut table(), events, until);
+    let mut t = table();
+    let mut batched = Vec::new();
+    let mut seen = 0;
+    t.on_events(events, &mut batched, |_| seen += 1);
+    assert_eq!(seen, events.len(), "every event is shown to the caller");
+    t.tick(until, &mut batched);
+    (one_by_one, batched, t)
+}
+
+#[test]
+fn an_open_followed_by_its_close_folds_as_the_two_events_would() {
+    let client = |at, detail| ev(at, 1, "127.0.0.1:40000", "127.0.0.1:80", 100, detail);
+    let server = |at, detail| ev(at, 2, "127.0.0.1:80", "127.0.0.1:40000", 200, detail);
+    let client_close = || close(TcpState::FinWait2, Opening::Active, 10, 20);
+    let server_close = || close(TcpState::LastAck, Opening::Passive, 20, 10);
+    let outbound = |at, detail| ev(at, 3, "198.51.100.1:40001", "203.0.113.9:443", 100, detail);
+    let scenarios: Vec<(&str, Vec<SocketEvent>)> = vec![
+        (
+            "both ends folded",
+            vec![
+                client(0, connect()),
+                client(3 * MS, client_close()),
+                server(MS, Detail::Accept),
+                server(2 * MS, server_close()),
+            ],
+        ),
+        (
+            "the server's end first",
+            vec![
+                server(MS, Detail::Accept),
+                server(2 * MS, server_close()),
+                client(0, connect()),
+                client(3 * MS, client_close()),
+            ],
+        ),
+        (
+            "one end folded, the other open before",
+            vec![
+                client(0, connect()),
+                server(MS, Detail::Accept),
+                server(2 * MS, server_close()),
+                client(3 * MS, client_close()),
+            ],
+        ),
+        (
+            "a snapshot named the socket first",
+            vec![client(MS, snapshot(TcpState::Established)), client(0, connect()), client(3 * MS, client_close())],
+        ),
+        (
+            "an outbound connection",
+            vec![outbound(0, connect()), outbound(5 * MS, close(TcpState::Established, Opening::Active, 1, 0))],
+        ),
+    ];
+    for (name, events) in scenarios {
+        let (one_by_one, batched, _) = both_ways(&events, 10 * S);
+        assert!(!flows(&one_by_one).is_empty(), "{name}: records");
+        assert_eq!(batched, one_by_one, "{name}");
+    }
+}
+
+#[test]
+fn a_folded_connection_stays_out_of_the_cookie_index() {
+    let events = [
+        ev(0, 1, "127.0.0.1:40000", "127.0.0.1:80", 100, connect()),
+        ev(MS, 1, "127.0.0.1:40000", "127.0.0.1:80", 100, close(TcpState::FinWait2, Opening::Active, 1, 1)),
+        ev(2 * MS, 2, "127.0.0.1:80", "127.0.0.1:40000", 200, Detail::Accept),
+    ];
+    let mut t = table();
+    t.on_events(&events, &mut Vec::new(), |_| ());
+    assert_eq!(t.len(), 1, "the accept joined the folded end");
+    assert_eq!(t.tcp_by_cookie.keys().copied().collect::<Vec<_>>(), [2], "only the end still open is indexed");
+    let mut out = Vec::new();
+    t.on_event(
+        &ev(3 * MS, 2, "127.0.0.1:80", "127.0.0.1:40000", 200, close(TcpState::LastAck, Opening::Passive, 1, 1)),
+        &mut out,
+    );
+    t.tick(4 * MS, &mut out);
+    assert_eq!(flows(&out).len(), 1);
+    assert!(t.is_empty() && t.tcp_by_cookie.is_empty(), "nothing left behind");
+}
