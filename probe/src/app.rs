@@ -262,6 +262,7 @@ where
                 sinks.output.stats(&flows.stats(&tracer, &sinks.output));
                 // Not more often: a busy pipeline would fault the pages back in.
                 if last_trim.elapsed() >= TRIM_INTERVAL {
+                    flows.table.release_memory();
                     release_free_memory(FREE_HEAP_KEPT);
                     last_trim = std::time::Instant::now();
                 }

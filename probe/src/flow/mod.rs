@@ -955,8 +955,9 @@ impl FlowTable {
     }
 
     /// Hands back what a past peak of flows left allocated: the slab's empty tail,
-    /// oversized indexes, owners no flow holds.
-    fn release_memory(&mut self) {
+    /// oversized indexes, owners no flow holds. Runs at each inventory; call it as
+    /// well before trimming the heap, so that memory follows the live flows.
+    pub fn release_memory(&mut self) {
         self.flows.shrink();
         self.owners.sweep();
         shrink_map(&mut self.tcp_by_cookie);
