@@ -434,9 +434,9 @@ fn release_free_memory(_keep: usize) {}
 /// own arena, up to eight per CPU; memory freed in one arena is not reused by the
 /// others (a record built on one thread and dropped on another left each arena
 /// holding the peak of a burst), and `malloc_trim` does not hand back the free top
-/// of a thread's arena. One arena for all: 100,000 live flows settle at 59–60 MiB
-/// in every run, where two arenas gave 60–65 depending on which thread took the
-/// second, at no measurable CPU cost (the hot paths allocate little and glibc's
+/// of a thread's arena. One arena for all: 100,000 live flows settled at 59–60 MiB
+/// in every run of a measure, where two arenas gave 60–65 depending on which thread
+/// took the second, at no measurable CPU cost (the hot paths allocate little and glibc's
 /// per-thread caches serve small blocks without the arena's lock).
 #[cfg(target_env = "gnu")]
 const HEAP_ARENAS: libc::c_int = 1;
