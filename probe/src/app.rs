@@ -246,10 +246,7 @@ where
             _ = snapshot.tick() => {
                 tracer.snapshot(|events| flows.events(events));
                 if tracer.live_tcp(|cookie| flows.table.tcp_listed(cookie)) {
-                    let missed = flows.table.tcp_check_done(boot_ns_now());
-                    if missed > 0 {
-                        warn!(flows = missed, "closed flows whose sockets are gone without a close event (end reason gone)");
-                    }
+                    report_gone(&flows.table.tcp_check_done(boot_ns_now()));
                 }
             }
             _ = inventory.tick() => {
@@ -404,6 +401,33 @@ impl<W: Write + Send + 'static> Sinks<W> {
             info!(stats = %serde_json::to_string(&stats).unwrap_or_default(), "final counters");
         }
         Ok(stats)
+    }
+}
+
+/// Ends whose sockets are gone without a close event, named: a few in full, so that
+/// the connections whose close was lost can be found, then how many.
+fn report_gone(gone: &[crate::flow::GoneEnd]) {
+    const NAMED: usize = 5;
+    for end in gone.iter().take(NAMED) {
+        let (pid, comm) = end.owner.as_ref().map_or((None, None), |(pid, comm)| (Some(*pid), Some(comm.as_str())));
+        warn!(
+            cookie = end.cookie,
+            end = if end.server { "server" } else { "client" },
+            local = %end.local,
+            remote = %end.remote,
+            pid,
+            comm,
+            other_end_open = end.other_end_open,
+            idle_s = end.idle.as_secs(),
+            "socket gone without a close event; its flow ends as gone"
+        );
+    }
+    if !gone.is_empty() {
+        warn!(
+            ends = gone.len(),
+            named = gone.len().min(NAMED),
+            "closed TCP ends whose sockets are gone without a close event (end reason gone)"
+        );
     }
 }
 

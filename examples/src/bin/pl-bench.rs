@@ -196,7 +196,8 @@ impl Probe {
             .unwrap_or(0)
     }
 
-    /// Stops the probe and returns its final counters (the "final counters" log line).
+    /// Stops the probe, prints its warnings and returns its final counters (the "final
+    /// counters" log line).
     fn stop(mut self) -> Value {
         // SAFETY: kill with our child's pid.
         unsafe { libc::kill(i32::try_from(self.child.id()).expect("pid"), libc::SIGTERM) };
@@ -205,6 +206,10 @@ impl Probe {
         loop {
             let log = self.log.lock().expect("log").clone();
             if let Some(json) = log.lines().find_map(|l| l.split_once("stats=").map(|(_, j)| j.trim().to_owned())) {
+                // Its warnings (sockets gone without a close event, among others) name what went wrong.
+                for warning in log.lines().filter(|l| l.contains(" WARN ")) {
+                    eprintln!("probe: {warning}");
+                }
                 return serde_json::from_str(&json).unwrap_or_else(|e| {
                     eprintln!("pl-bench: the probe's final counters do not parse ({e}): {json}");
                     std::process::exit(1)

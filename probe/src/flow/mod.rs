@@ -353,6 +353,26 @@ pub struct FlowTable {
     counters: FlowCounters,
 }
 
+/// A TCP end closed by [`FlowTable::tcp_check_done`]: its socket is gone and its
+/// close never reached the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoneEnd {
+    /// The socket's cookie.
+    pub cookie: u64,
+    /// The server's end (accepted), or the client's.
+    pub server: bool,
+    /// Its address.
+    pub local: SocketAddr,
+    /// Its peer's.
+    pub remote: SocketAddr,
+    /// Its owner's pid and command, when known.
+    pub owner: Option<(u32, String)>,
+    /// Whether the flow's other end is traced and still open.
+    pub other_end_open: bool,
+    /// Time since the flow's last event.
+    pub idle: Duration,
+}
+
 /// How long the table remembers sockets it closed for being gone.
 const GONE_MEMORY: Duration = Duration::from_secs(600);
 
@@ -872,15 +892,19 @@ impl FlowTable {
     /// the kernel has freed without a close event reaching the table (one the kernel
     /// skipped, or one lost with a full ring buffer). An end missing from two checks
     /// in a row is gone: after one, its close event may still be on its way. Returns
-    /// how many ends this check closed.
-    pub fn tcp_check_done(&mut self, now_ns: u64) -> u64 {
+    /// the ends this check closed.
+    pub fn tcp_check_done(&mut self, now_ns: u64) -> Vec<GoneEnd> {
         let mut gone = Vec::new();
         for (_, flow) in self.flows.iter_mut() {
             if flow.proto != Proto::Tcp || flow.end.is_some() {
                 continue;
             }
-            let last_ns = flow.last_ns;
-            for half in flow.client.iter_mut().chain(flow.server.iter_mut()) {
+            let (last_ns, src, dst) = (flow.last_ns, flow.src.addr(), flow.dst.addr());
+            let open = |h: &Option<Half>| h.as_ref().is_some_and(|h| h.closed_ns.is_none());
+            let open_before = [open(&flow.client), open(&flow.server)];
+            let ends = [(flow.client.as_mut(), false), (flow.server.as_mut(), true)];
+            for (i, (half, server)) in ends.into_iter().enumerate() {
+                let Some(half) = half else { continue };
                 let listed = std::mem::take(&mut half.listed);
                 // Cookie 0: a socket the kernel never named, which no check can list.
                 if half.closed_ns.is_some() || half.cookie == 0 {
@@ -891,18 +915,26 @@ impl FlowTable {
                     (false, Liveness::Listed) => Liveness::Missing,
                     (false, _) => {
                         half.closed_ns = Some(instant(last_ns));
-                        gone.push(half.cookie);
+                        let (local, remote) = if server { (dst, src) } else { (src, dst) };
+                        gone.push(GoneEnd {
+                            cookie: half.cookie,
+                            server,
+                            local,
+                            remote,
+                            owner: half.owner.as_deref().map(|o| (o.pid, o.comm.as_str().to_owned())),
+                            other_end_open: open_before[1 - i],
+                            idle: Duration::from_nanos(now_ns.saturating_sub(last_ns)),
+                        });
                         Liveness::Gone
                     }
                 };
             }
         }
-        let closed = gone.len() as u64;
-        self.counters.tcp_closes_missed += closed;
+        self.counters.tcp_closes_missed += gone.len() as u64;
         let memory = ns(GONE_MEMORY);
         self.gone.retain(|_, at| now_ns.saturating_sub(*at) < memory);
-        self.gone.extend(gone.into_iter().map(|cookie| (cookie, now_ns)));
-        closed
+        self.gone.extend(gone.iter().map(|end| (end.cookie, now_ns)));
+        gone
     }
 
     /// At shutdown: every flow's last record — `closed` for ended ones, a final

@@ -349,11 +349,11 @@ fn ended_flows_leave_no_trace_behind() {
 }
 
 /// One live-socket check that lists `alive`, taken at `at`.
-fn check(t: &mut FlowTable, alive: &[u64], at: u64) {
+fn check(t: &mut FlowTable, alive: &[u64], at: u64) -> Vec<GoneEnd> {
     for &cookie in alive {
         t.tcp_listed(cookie);
     }
-    t.tcp_check_done(at);
+    t.tcp_check_done(at)
 }
 
 #[test]
@@ -371,10 +371,20 @@ fn a_socket_missing_from_two_live_checks_is_closed_as_gone() {
     );
     let closed = |out: &[Record]| flows(out).into_iter().filter(|f| f.state == FlowState::Closed).count();
     assert_eq!(closed(&out), 0, "the client end is still open");
-    check(&mut t, &[], 15 * S);
+    assert_eq!(check(&mut t, &[], 15 * S), [], "one miss may be a close still on its way");
     t.tick(16 * S, &mut out);
     assert_eq!(closed(&out), 0, "one miss may be a close still on its way");
-    check(&mut t, &[], 30 * S);
+    let gone = check(&mut t, &[], 30 * S);
+    let client = GoneEnd {
+        cookie: 1,
+        server: false,
+        local: "127.0.0.1:40000".parse().unwrap(),
+        remote: "127.0.0.1:80".parse().unwrap(),
+        owner: Some((100, "p100".to_owned())),
+        other_end_open: false,
+        idle: Duration::from_nanos(30 * S - 2 * MS),
+    };
+    assert_eq!(gone, [client], "the end closed, named");
     t.tick(31 * S, &mut out);
     let f = flows(&out);
     let last = f.last().expect("records");
