@@ -168,6 +168,29 @@ async fn retransmits_are_reported_once_on_the_btf_rung() {
     assert_eq!(count(&btf, &btf_close), count(&classic, &classic_close), "one event per retransmission on each rung");
 }
 
+/// A retransmit of a connection whose open the kernel still holds sends the open
+/// ahead of it, so that the retransmit finds its flow: here opens are held for a
+/// minute, and the connect still comes before the first retransmit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retransmit_sends_the_held_open_of_its_connection_first() {
+    if !kernel_tests_enabled("retransmit releases the held open") {
+        return;
+    }
+    let mut events = Events::start(&LoaderConfig { hold_opens: Some(Duration::from_secs(60)), ..loader_config() });
+    let lossy = LossyExchange::start();
+    let cpid = lossy.client.pid;
+    let retransmit = events.wait_one("a retransmit by the client", |e| is(e, "retransmit", cpid)).await;
+    let first = |name: &str| events.seen.iter().position(|e| is(e, name, cpid) && e.cookie == retransmit.cookie);
+    let (connect, first_retransmit) = (first("connect"), first("retransmit"));
+    assert!(connect.is_some(), "the connect came with the retransmit, not after the hold");
+    assert!(connect < first_retransmit, "the connect comes first: {connect:?} {first_retransmit:?}");
+    lossy.heal_and_finish();
+    let close = events.wait_one("client close", |e| is(e, "close", cpid)).await;
+    assert_eq!(close.cookie, retransmit.cookie);
+    let connects = events.seen.iter().filter(|e| is(e, "connect", cpid) && e.cookie == close.cookie).count();
+    assert_eq!(connects, 1, "the open came once");
+}
+
 async fn retransmits_are_reported(test: &str, config: &LoaderConfig) {
     if !kernel_tests_enabled(test) {
         return;

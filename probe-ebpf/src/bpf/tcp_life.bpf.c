@@ -230,8 +230,12 @@ int tracepoint__sock__inet_sock_set_state(struct inet_sock_set_state_ctx *ctx)
  * looked up. */
 static __always_inline void tcp_retransmit_event(struct sock *sk, struct pl_owner *o, __u64 cookie)
 {
-	struct pl_event *ev = event_reserve(PL_EV_RETRANSMIT);
+	struct pl_event *ev;
 
+	/* A connection still young enough to have its open held: the open goes
+	 * first, so that the retransmit finds the flow. */
+	release_held_open(cookie);
+	ev = event_reserve(PL_EV_RETRANSMIT);
 	if (!ev)
 		return;
 	event_fill_tuple(ev, sk);
