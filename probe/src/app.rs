@@ -404,11 +404,10 @@ impl<W: Write + Send + 'static> Sinks<W> {
     }
 }
 
-/// Ends whose sockets are gone without a close event, named: a few in full, so that
+/// Ends whose sockets are gone without a close event: the first few named, so that
 /// the connections whose close was lost can be found, then how many.
-fn report_gone(gone: &[crate::flow::GoneEnd]) {
-    const NAMED: usize = 5;
-    for end in gone.iter().take(NAMED) {
+fn report_gone(outcome: &crate::flow::CheckOutcome) {
+    for end in &outcome.named {
         let (pid, comm) = end.owner.as_ref().map_or((None, None), |(pid, comm)| (Some(*pid), Some(comm.as_str())));
         warn!(
             cookie = end.cookie,
@@ -422,18 +421,18 @@ fn report_gone(gone: &[crate::flow::GoneEnd]) {
             "socket gone without a close event; its flow ends as gone"
         );
     }
-    if !gone.is_empty() {
+    if outcome.closed > 0 {
         warn!(
-            ends = gone.len(),
-            named = gone.len().min(NAMED),
+            ends = outcome.closed,
+            named = outcome.named.len(),
             "closed TCP ends whose sockets are gone without a close event (end reason gone)"
         );
     }
 }
 
 /// Free heap the probe keeps. Trimming at most every [`TRIM_INTERVAL`], a busy
-/// pipeline faults back in a few MiB per trim, a negligible cost; keeping 8 MiB
-/// left about 5 MiB of free heap resident under 100,000 live flows.
+/// pipeline faults back in a few MiB per trim, a negligible cost (an earlier 8 MiB
+/// left about 5 MiB of free heap resident under 100,000 live flows).
 const FREE_HEAP_KEPT: usize = 1 << 20;
 /// Least time between two trims of free heap beyond [`FREE_HEAP_KEPT`].
 const TRIM_INTERVAL: Duration = Duration::from_secs(10);
@@ -459,8 +458,8 @@ fn release_free_memory(_keep: usize) {}
 /// others (a record built on one thread and dropped on another left each arena
 /// holding the peak of a burst), and `malloc_trim` does not hand back the free top
 /// of a thread's arena. One arena for all: 100,000 live flows settled at 59–60 MiB
-/// in every run of a measure, where two arenas gave 60–65 depending on which thread
-/// took the second, at no measurable CPU cost (the hot paths allocate little and glibc's
+/// in every run of a measure (`--no-docker`), where two arenas gave 60–65 depending on
+/// which thread took the second, at no measurable CPU cost (the hot paths allocate little and glibc's
 /// per-thread caches serve small blocks without the arena's lock).
 #[cfg(target_env = "gnu")]
 const HEAP_ARENAS: libc::c_int = 1;

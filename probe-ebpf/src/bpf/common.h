@@ -123,27 +123,31 @@ static __always_inline void close_fold_open(struct pl_event *ev)
  * Reports the held open of a socket at once, ahead of an event of the open
  * connection that must find its flow (a retransmit). The entry is copied into
  * the ring before it is deleted and the copy submitted only when the delete
- * succeeds: as for closes, whoever deletes the entry reports it. With the ring
- * full the open stays held and is taken out later.
+ * succeeds: as for closes, whoever deletes the entry reports it. Returns false
+ * when the ring is full: the open stays held (taken out later), and the event
+ * meant to follow it must not go ahead of it.
  */
-static __always_inline void release_held_open(__u64 cookie)
+static __always_inline bool release_held_open(__u64 cookie)
 {
 	struct pl_event *open, *ev;
 
 	if (!cookie || !(control_bits() & PL_CTL_HOLD_OPENS))
-		return;
+		return true;
 	open = bpf_map_lookup_elem(&pl_pending_opens, &cookie);
 	if (!open)
-		return;
+		return true;
 	ev = bpf_ringbuf_reserve(&pl_events, sizeof(*ev), 0);
-	if (!ev)
-		return;
+	if (!ev) {
+		stat_inc(PL_STAT_RINGBUF_FULL);
+		return false;
+	}
 	__builtin_memcpy(ev, open, sizeof(*ev));
 	if (bpf_map_delete_elem(&pl_pending_opens, &cookie)) {
 		bpf_ringbuf_discard(ev, 0);
-		return;
+		return true;
 	}
 	bpf_ringbuf_submit(ev, wakeup_flags());
+	return true;
 }
 
 static __always_inline __u32 sk_netns(const struct sock *sk)

@@ -233,8 +233,10 @@ static __always_inline void tcp_retransmit_event(struct sock *sk, struct pl_owne
 	struct pl_event *ev;
 
 	/* A connection still young enough to have its open held: the open goes
-	 * first, so that the retransmit finds the flow. */
-	release_held_open(cookie);
+	 * first, so that the retransmit finds the flow (with the ring full, the
+	 * retransmit is lost and counted; the close carries the total). */
+	if (!release_held_open(cookie))
+		return;
 	ev = event_reserve(PL_EV_RETRANSMIT);
 	if (!ev)
 		return;

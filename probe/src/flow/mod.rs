@@ -367,11 +367,42 @@ pub struct GoneEnd {
     pub remote: SocketAddr,
     /// Its owner's pid and command, when known.
     pub owner: Option<(u32, String)>,
-    /// Whether the flow's other end is traced and still open.
+    /// Whether the flow's other end is traced and still open after the check.
     pub other_end_open: bool,
     /// Time since the flow's last event.
     pub idle: Duration,
 }
+
+impl GoneEnd {
+    /// The server's end of `flow` when `server`, else the client's, just closed as gone.
+    fn of(flow: &Flow, server: bool, now_ns: u64) -> Self {
+        let (half, other) = if server { (&flow.server, &flow.client) } else { (&flow.client, &flow.server) };
+        let half = half.as_ref().expect("a gone end is traced");
+        let (src, dst) = (flow.src.addr(), flow.dst.addr());
+        let (local, remote) = if server { (dst, src) } else { (src, dst) };
+        Self {
+            cookie: half.cookie,
+            server,
+            local,
+            remote,
+            owner: half.owner.as_deref().map(|o| (o.pid, o.comm.as_str().to_owned())),
+            other_end_open: other.as_ref().is_some_and(|h| h.closed_ns.is_none()),
+            idle: Duration::from_nanos(now_ns.saturating_sub(flow.last_ns)),
+        }
+    }
+}
+
+/// What a live-socket check closed: see [`FlowTable::tcp_check_done`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckOutcome {
+    /// TCP ends closed as gone.
+    pub closed: u64,
+    /// The first [`GONE_NAMED`] of them.
+    pub named: Vec<GoneEnd>,
+}
+
+/// How many of the ends a live-socket check closes it names.
+pub const GONE_NAMED: usize = 5;
 
 /// How long the table remembers sockets it closed for being gone.
 const GONE_MEMORY: Duration = Duration::from_secs(600);
@@ -495,6 +526,7 @@ impl FlowTable {
         if let Detail::Connect { latency, .. } = open.detail {
             flow.connect_latency_ns = latency_ns(latency);
         }
+        flow.first_ns = flow.first_ns.min(close.boot_ns);
         flow.last_ns = flow.last_ns.max(close.boot_ns);
         let Some(half) = flow.slot(role).as_mut() else { return };
         half.set_tcp_counters(counters, opening.is_none() && role == Role::Client);
@@ -892,18 +924,17 @@ impl FlowTable {
     /// the kernel has freed without a close event reaching the table (one the kernel
     /// skipped, or one lost with a full ring buffer). An end missing from two checks
     /// in a row is gone: after one, its close event may still be on its way. Returns
-    /// the ends this check closed.
-    pub fn tcp_check_done(&mut self, now_ns: u64) -> Vec<GoneEnd> {
-        let mut gone = Vec::new();
+    /// how many ends this check closed, the first [`GONE_NAMED`] of them named.
+    pub fn tcp_check_done(&mut self, now_ns: u64) -> CheckOutcome {
+        let mut outcome = CheckOutcome::default();
+        let mut gone_cookies = Vec::new();
         for (_, flow) in self.flows.iter_mut() {
             if flow.proto != Proto::Tcp || flow.end.is_some() {
                 continue;
             }
-            let (last_ns, src, dst) = (flow.last_ns, flow.src.addr(), flow.dst.addr());
-            let open = |h: &Option<Half>| h.as_ref().is_some_and(|h| h.closed_ns.is_none());
-            let open_before = [open(&flow.client), open(&flow.server)];
-            let ends = [(flow.client.as_mut(), false), (flow.server.as_mut(), true)];
-            for (i, (half, server)) in ends.into_iter().enumerate() {
+            let last_ns = flow.last_ns;
+            let mut gone_here = [false; 2];
+            for (i, half) in [flow.client.as_mut(), flow.server.as_mut()].into_iter().enumerate() {
                 let Some(half) = half else { continue };
                 let listed = std::mem::take(&mut half.listed);
                 // Cookie 0: a socket the kernel never named, which no check can list.
@@ -915,26 +946,24 @@ impl FlowTable {
                     (false, Liveness::Listed) => Liveness::Missing,
                     (false, _) => {
                         half.closed_ns = Some(instant(last_ns));
-                        let (local, remote) = if server { (dst, src) } else { (src, dst) };
-                        gone.push(GoneEnd {
-                            cookie: half.cookie,
-                            server,
-                            local,
-                            remote,
-                            owner: half.owner.as_deref().map(|o| (o.pid, o.comm.as_str().to_owned())),
-                            other_end_open: open_before[1 - i],
-                            idle: Duration::from_nanos(now_ns.saturating_sub(last_ns)),
-                        });
+                        gone_cookies.push(half.cookie);
+                        gone_here[i] = true;
                         Liveness::Gone
                     }
                 };
             }
+            for (i, _) in gone_here.iter().enumerate().filter(|(_, gone)| **gone) {
+                outcome.closed += 1;
+                if outcome.named.len() < GONE_NAMED {
+                    outcome.named.push(GoneEnd::of(flow, i == 1, now_ns));
+                }
+            }
         }
-        self.counters.tcp_closes_missed += gone.len() as u64;
+        self.counters.tcp_closes_missed += outcome.closed;
         let memory = ns(GONE_MEMORY);
         self.gone.retain(|_, at| now_ns.saturating_sub(*at) < memory);
-        self.gone.extend(gone.iter().map(|end| (end.cookie, now_ns)));
-        gone
+        self.gone.extend(gone_cookies.into_iter().map(|cookie| (cookie, now_ns)));
+        outcome
     }
 
     /// At shutdown: every flow's last record — `closed` for ended ones, a final

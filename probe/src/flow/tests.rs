@@ -349,7 +349,7 @@ fn ended_flows_leave_no_trace_behind() {
 }
 
 /// One live-socket check that lists `alive`, taken at `at`.
-fn check(t: &mut FlowTable, alive: &[u64], at: u64) -> Vec<GoneEnd> {
+fn check(t: &mut FlowTable, alive: &[u64], at: u64) -> CheckOutcome {
     for &cookie in alive {
         t.tcp_listed(cookie);
     }
@@ -371,7 +371,7 @@ fn a_socket_missing_from_two_live_checks_is_closed_as_gone() {
     );
     let closed = |out: &[Record]| flows(out).into_iter().filter(|f| f.state == FlowState::Closed).count();
     assert_eq!(closed(&out), 0, "the client end is still open");
-    assert_eq!(check(&mut t, &[], 15 * S), [], "one miss may be a close still on its way");
+    assert_eq!(check(&mut t, &[], 15 * S), CheckOutcome::default(), "one miss may be a close still on its way");
     t.tick(16 * S, &mut out);
     assert_eq!(closed(&out), 0, "one miss may be a close still on its way");
     let gone = check(&mut t, &[], 30 * S);
@@ -384,7 +384,7 @@ fn a_socket_missing_from_two_live_checks_is_closed_as_gone() {
         other_end_open: false,
         idle: Duration::from_nanos(30 * S - 2 * MS),
     };
-    assert_eq!(gone, [client], "the end closed, named");
+    assert_eq!(gone, CheckOutcome { closed: 1, named: vec![client] }, "the end closed, named");
     t.tick(31 * S, &mut out);
     let f = flows(&out);
     let last = f.last().expect("records");
@@ -393,6 +393,24 @@ fn a_socket_missing_from_two_live_checks_is_closed_as_gone() {
     assert_eq!(last.dst_bytes, 5);
     assert_eq!(t.counters().tcp_closes_missed, 1);
     assert!(t.is_empty());
+}
+
+#[test]
+fn a_check_counts_every_gone_end_and_names_the_first_few() {
+    let mut t = table();
+    let mut events = Vec::new();
+    for i in 0..7u16 {
+        let client = format!("127.0.0.1:{}", 40_000 + i);
+        events.push(ev(MS, 2 * u64::from(i) + 1, &client, "127.0.0.1:80", 100, connect()));
+        events.push(ev(MS, 2 * u64::from(i) + 2, "127.0.0.1:80", &client, 200, Detail::Accept));
+    }
+    run(&mut t, &events, S);
+    check(&mut t, &[], 15 * S);
+    let outcome = check(&mut t, &[], 30 * S);
+    assert_eq!(outcome.closed, 14, "both ends of seven connections");
+    assert_eq!(outcome.named.len(), GONE_NAMED);
+    assert!(outcome.named.iter().all(|end| !end.other_end_open), "both ends went in the same check: {outcome:?}");
+    assert_eq!(t.counters().tcp_closes_missed, 14);
 }
 
 #[test]
