@@ -254,24 +254,9 @@ impl Flow {
         self.client.is_some() && self.server.is_some()
     }
 
-    /// (client, server) addresses, as the client sees them when it is traced.
-    fn client_server(&self) -> (Endpoint, Endpoint) {
-        (self.src, self.dst)
-    }
-
-    /// Takes the addresses as `ev`'s socket, end `role` of the flow, sees them.
-    fn set_endpoints(&mut self, ev: &SocketEvent, role: Role) {
-        let (local, remote) = (Endpoint::of(ev.local), Endpoint::of(ev.remote));
-        (self.src, self.dst) = match role {
-            Role::Client => (local, remote),
-            Role::Server => (remote, local),
-        };
-    }
-
     /// The key that pairs the traced ends.
     fn tuple(&self) -> TupleKey {
-        let (client, server) = self.client_server();
-        (self.proto, client.canonical(), server.canonical())
+        (self.proto, self.src.canonical(), self.dst.canonical())
     }
 
     fn end_reason(&self) -> EndReason {
@@ -700,11 +685,8 @@ impl FlowTable {
                 return fid;
             }
         }
-        let (client, server) = match role {
-            Role::Client => (ev.local, ev.remote),
-            Role::Server => (ev.remote, ev.local),
-        };
-        let tuple = (Proto::Tcp, Endpoint::of(client).canonical(), Endpoint::of(server).canonical());
+        let (client, server) = client_server_of(ev, role);
+        let tuple = (Proto::Tcp, client.canonical(), server.canonical());
         // The other end waiting for this one: taken out of the index in one lookup.
         let waiting = match self.by_tuple.entry(tuple) {
             Entry::Occupied(e)
@@ -725,7 +707,7 @@ impl FlowTable {
             flow.last_ns = flow.last_ns.max(ev.boot_ns);
             if role == Role::Client {
                 // Same addresses, mirrored; but an IPv6 socket's IPv4-mapped form is its own.
-                flow.set_endpoints(ev, role);
+                (flow.src, flow.dst) = (client, server);
             }
             *flow.slot(role) = Some(Half::new(ev, owner));
             fid
@@ -752,11 +734,12 @@ impl FlowTable {
         if self.flows.len() >= self.config.max_flows {
             self.evict_oldest();
         }
+        let (src, dst) = client_server_of(ev, role);
         let mut flow = Flow {
             id: id::seeded_flow_id(self.id_seed, ev.netns, ev.cookie, peer),
             proto,
-            src: Endpoint::of(ev.local),
-            dst: Endpoint::of(ev.remote),
+            src,
+            dst,
             client: None,
             server: None,
             first_ns: ev.boot_ns,
@@ -769,7 +752,6 @@ impl FlowTable {
             end: None,
             waiting: false,
         };
-        flow.set_endpoints(ev, role);
         *flow.slot(role) = Some(Half::new(ev, self.owners.intern(ev.owner.as_ref())));
         let fid = self.flows.insert(flow);
         self.created.push_back(fid);
@@ -1079,6 +1061,16 @@ fn shrink_map<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
     }
 }
 
+/// The client's address and the server's as `ev`'s socket, end `role` of its flow,
+/// sees them.
+fn client_server_of(ev: &SocketEvent, role: Role) -> (Endpoint, Endpoint) {
+    let (local, remote) = (Endpoint::of(ev.local), Endpoint::of(ev.remote));
+    match role {
+        Role::Client => (local, remote),
+        Role::Server => (remote, local),
+    }
+}
+
 /// Whether `close` is the close of the connection `open` opened (the kernel sends
 /// an open it held back together with its close).
 fn opened_then_closed(open: &SocketEvent, close: &SocketEvent) -> bool {
@@ -1110,7 +1102,7 @@ fn find_half_role(flow: &mut Flow, cookie: u64) -> Option<(&mut Half, Role)> {
 }
 
 fn flow_record(flow: &Flow, direction: Direction, state: FlowState, clock: &BootClock) -> FlowRecord {
-    let (src, dst) = flow.client_server();
+    let (src, dst) = (flow.src, flow.dst);
     let c = flow.client.as_ref();
     let s = flow.server.as_ref();
     // Each end counts what it sent itself; the other end's receive counts stand in
